@@ -1,0 +1,271 @@
+"""One typed, frozen config per stage, loaded from ``configs/<profile>.yaml``.
+
+    cfg = load_config("tiny", overrides=["pretrain.max_steps=50"])
+    cfg.pretrain.max_steps  # 50
+
+Each stage reads only its own section (``cfg.data``, ``cfg.pretrain`` ...). ``cfg.paths`` derives every
+working path from ``work_dir`` so no stage spells a path itself. Field docs live on the fields.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from lmforge import envs
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    def digest(self) -> str:
+        """A stable hash of this section, used as a cache key and as lineage."""
+        text = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class DataConfig(_Section):
+    sample_dir: Path = Field(Path("data/sample"), description="Shipped raw sample (JSONL.gz), relative to root.")
+    max_docs: int | None = Field(None, description="Take at most this many prose records (None: all).")
+    max_pairs: int | None = Field(None, description="Take at most this many instruction pairs (None: all).")
+    min_chars: int = Field(200, description="Prose records shorter than this are quarantined (too_short).")
+    max_chars: int = Field(200_000, description="Prose records longer than this are quarantined (too_long).")
+    min_alpha_ratio: float = Field(0.6, description="Minimum share of alphabetic characters (low_alpha).")
+    max_dup_line_ratio: float = Field(0.3, description="Maximum share of repeated lines (repetitive).")
+    max_top_ngram_ratio: float = Field(0.2, description="Maximum share of the top 3-gram (repetitive).")
+    min_english_ratio: float = Field(0.3, description="Minimum share of common English stop words.")
+    minhash_perm: int = Field(128, description="MinHash permutations.")
+    minhash_bands: int = Field(16, description="LSH bands b; rows r = perm / b.")
+    minhash_threshold: float = Field(0.8, description="Jaccard similarity treated as near-duplicate.")
+    shingle_size: int = Field(5, description="Word n-gram size of MinHash shingles.")
+    val_fraction: float = Field(0.05, description="Share of documents held out for validation.")
+    vocab_size: int = Field(4096, description="BPE vocabulary size, special tokens included.")
+    shard_tokens: int = Field(1 << 22, description="Tokens per packed shard file.")
+    seed: int = Field(1234, description="Seed for the split and any sampling.")
+
+
+class ModelConfig(_Section):
+    """A Llama-architecture decoder; vocab_size comes from the tokenizer at build time."""
+
+    hidden_size: int = Field(128, description="Model width d_model.")
+    num_layers: int = Field(4, description="Decoder blocks.")
+    num_heads: int = Field(4, description="Attention heads.")
+    num_kv_heads: int = Field(4, description="Key/value heads (GQA when fewer than num_heads).")
+    intermediate_size: int = Field(352, description="SwiGLU hidden width.")
+    max_seq_len: int = Field(256, description="Context length the model is built and served with.")
+    rope_theta: float = Field(10000.0, description="RoPE base.")
+    tie_embeddings: bool = Field(True, description="Share input and output embeddings.")
+
+
+class TrainConfig(_Section):
+    """What pretraining, fine-tuning and distillation share: the optimisation loop."""
+
+    max_steps: int = Field(300, description="Optimizer steps.")
+    batch_size: int = Field(16, description="Sequences per micro-batch.")
+    seq_len: int = Field(128, description="Tokens per training sequence.")
+    accumulate: int = Field(1, description="Micro-batches per optimizer step.")
+    lr: float = Field(3e-3, description="Peak learning rate.")
+    min_lr_ratio: float = Field(0.1, description="Cosine decays to lr * this.")
+    warmup_steps: int = Field(30, description="Linear warm-up steps.")
+    weight_decay: float = Field(0.1, description="AdamW decay on matrices (not norms, biases, embeddings).")
+    grad_clip: float = Field(1.0, description="Gradient norm clip.")
+    precision: str = Field("bf16-mixed", description="Lightning precision: 32-true, bf16-mixed ...")
+    compile: bool = Field(False, description="torch.compile the model.")
+    val_every: int = Field(100, description="Validate every N steps.")
+    val_batches: int = Field(8, description="Validation batches per check.")
+    ckpt_every: int = Field(100, description="Checkpoint every N steps.")
+    strategy: str = Field("auto", description="Lightning strategy (auto, ddp, fsdp ...).")
+    accelerator: str = Field("cpu", description="Lightning accelerator.")
+    devices: int | str = Field(1, description="Devices per node.")
+    num_nodes: int = Field(1, description="Nodes.")
+    seed: int = Field(1234, description="Seed for weights and data order.")
+
+
+class PretrainConfig(_Section):
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+
+
+class FinetuneConfig(_Section):
+    train: TrainConfig = TrainConfig(max_steps=150, lr=1e-3, warmup_steps=10)
+    lora: bool = Field(False, description="Train LoRA adapters (peft) instead of all weights; merged on export.")
+    lora_rank: int = Field(8, description="LoRA rank.")
+    lora_alpha: int = Field(16, description="LoRA alpha.")
+
+
+class DistillGateConfig(_Section):
+    max_ppl_ratio: float = Field(1.5, description="Student ppl / teacher ppl must be at most this.")
+    min_speedup: float = Field(1.2, description="Student decode tok/s / teacher's must be at least this.")
+    require_beats_baseline: bool = Field(True, description="KD student must have lower ppl than no-KD.")
+
+
+class DistillConfig(_Section):
+    student: ModelConfig = ModelConfig(hidden_size=96, num_layers=2, num_heads=4, num_kv_heads=4,
+                                       intermediate_size=256)
+    train: TrainConfig = TrainConfig(max_steps=200)
+    alpha: float = Field(0.5, description="Weight of the KD term; 1 - alpha weights cross-entropy.")
+    temperature: float = Field(2.0, description="Softmax temperature of teacher and student.")
+    kl: Literal["forward", "reverse", "mix"] = Field("forward", description="KL direction.")
+    top_k: int = Field(32, description="Teacher log-probs kept per token in the logit cache.")
+    gate: DistillGateConfig = DistillGateConfig()
+
+
+class RegistryConfig(_Section):
+    tracking_uri: str | None = Field(None, description="MLflow URI; None: sqlite DB in the state dir.")
+    experiment: str = Field("lmforge", description="MLflow experiment name.")
+    model_prefix: str = Field("lmforge", description="Registered models are <prefix>-<profile>-<role>.")
+    require_approval: bool = Field(False, description="promote needs a recorded human approval.")
+    max_violation_rate: float = Field(0.2, description="Compliance gate: share of fixed prompts filtered.")
+    sample_prompts: list[str] = Field(
+        default_factory=lambda: [
+            "What does the json module do?",
+            "Define the noun \"harbor\".",
+            "Tell me about the state of the union.",
+            "How do I read a file in Python?",
+        ],
+        description="Fixed prompts for sample generations and the compliance report.",
+    )
+
+
+class ServeConfig(_Section):
+    host: str = Field("127.0.0.1", description="Bind address of vLLM and the gateway.")
+    vllm_port: int = Field(8100, description="Port of the vLLM OpenAI server (challenger: +1).")
+    gateway_port: int = Field(8000, description="Port of the gateway.")
+    kv_cache_gib: float = Field(1.0, description="VLLM_CPU_KVCACHE_SPACE in GiB.")
+    enforce_eager: bool = Field(True, description="Skip torch.compile in vLLM (faster start on CPU).")
+    dtype: str = Field("float32", description="vLLM --dtype.")
+    max_model_len: int | None = Field(None, description="vLLM --max-model-len (None: the model's).")
+    startup_timeout_s: float = Field(240.0, description="Seconds to wait for vLLM to answer a 1-token probe.")
+    policy: Path = Field(Path("configs/policy.yaml"), description="Compliance policy file.")
+    max_body_bytes: int = Field(64_000, description="Request bodies above this get 413.")
+    max_tokens_limit: int = Field(512, description="max_tokens above this gets 400.")
+    rate_limit_rpm: int = Field(600, description="Requests per minute per API key.")
+    rate_burst: int = Field(60, description="Token-bucket burst per API key.")
+
+
+class RolloutConfig(_Section):
+    steps: list[int] = Field(default_factory=lambda: [10, 50, 100], description="Canary traffic % per step.")
+    requests_per_step: int = Field(20, description="Requests analysed per step.")
+    max_error_rate: float = Field(0.05, description="Canary fails a step above this error rate.")
+    max_p99_latency_ratio: float = Field(2.0, description="Canary p99 / champion p99 must stay below.")
+    max_violation_rate: float = Field(0.1, description="Compliance violations per response allowed.")
+    failure_limit: int = Field(1, description="Failed steps tolerated before rollback.")
+
+
+class Paths(BaseModel):
+    """Every working path of one profile, derived from ``work_dir``."""
+
+    model_config = ConfigDict(frozen=True)
+    work_dir: Path
+
+    @property
+    def raw(self) -> Path:
+        return self.work_dir / "raw"
+
+    @property
+    def clean(self) -> Path:
+        return self.work_dir / "clean"
+
+    @property
+    def validation(self) -> Path:
+        return self.work_dir / "validation"
+
+    @property
+    def tokenizer(self) -> Path:
+        return self.work_dir / "tokenizer"
+
+    @property
+    def shards(self) -> Path:
+        return self.work_dir / "shards"
+
+    @property
+    def models(self) -> Path:
+        return self.work_dir / "models"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.work_dir / "checkpoints"
+
+    @property
+    def reports(self) -> Path:
+        return self.work_dir / "reports"
+
+
+class LMForgeConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    profile: str = Field(description="Profile name (the YAML file's stem).")
+    work_dir: Path = Field(Path("runs/tiny"), description="All outputs of this profile, relative to root.")
+    data: DataConfig = DataConfig()
+    pretrain: PretrainConfig = PretrainConfig()
+    finetune: FinetuneConfig = FinetuneConfig()
+    distill: DistillConfig = DistillConfig()
+    registry: RegistryConfig = RegistryConfig()
+    serve: ServeConfig = ServeConfig()
+    rollout: RolloutConfig = RolloutConfig()
+
+    @model_validator(mode="after")
+    def _student_is_smaller(self) -> LMForgeConfig:
+        t, s = self.pretrain.model, self.distill.student
+        if (s.hidden_size, s.num_layers) == (t.hidden_size, t.num_layers):
+            raise ValueError("distill.student must be smaller than pretrain.model")
+        return self
+
+    @property
+    def root(self) -> Path:
+        return envs.project_root()
+
+    @property
+    def paths(self) -> Paths:
+        work = self.work_dir if self.work_dir.is_absolute() else self.root / self.work_dir
+        return Paths(work_dir=work)
+
+    def resolve(self, path: Path) -> Path:
+        """A config path made absolute against the project root."""
+        return path if path.is_absolute() else self.root / path
+
+    def tracking_uri(self) -> str:
+        uri = envs.LMFORGE_MLFLOW_URI.get() or self.registry.tracking_uri
+        return uri or f"sqlite:///{envs.state_dir() / 'mlflow.db'}"
+
+    def model_name(self, role: str) -> str:
+        return f"{self.registry.model_prefix}-{self.profile}-{role}"
+
+
+def profiles_dir() -> Path:
+    return envs.project_root() / "configs"
+
+
+def available_profiles() -> list[str]:
+    return sorted(p.stem for p in profiles_dir().glob("*.yaml") if p.stem != "policy")
+
+
+def load_config(profile: str | None = None, overrides: list[str] | None = None) -> LMForgeConfig:
+    """Load ``configs/<profile>.yaml`` and apply ``section.field=value`` overrides (values parsed as YAML)."""
+    profile = profile or envs.LMFORGE_PROFILE.get() or "tiny"
+    path = profiles_dir() / f"{profile}.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(f"no profile {profile!r}: expected {path} (have: {available_profiles()})")
+    raw: dict[str, Any] = yaml.safe_load(path.read_text()) or {}
+    raw.setdefault("profile", profile)
+    for item in overrides or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"override {item!r} is not of the form section.field=value")
+        _set_dotted(raw, key.strip(), yaml.safe_load(value))
+    return LMForgeConfig.model_validate(raw)
+
+
+def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    node = tree
+    for part in parents:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ValueError(f"override {dotted!r}: {part!r} is not a section")
+    node[leaf] = value
