@@ -120,6 +120,9 @@ class RegistryConfig(_Section):
     experiment: str = Field("lmforge", description="MLflow experiment name.")
     model_prefix: str = Field("lmforge", description="Registered models are <prefix>-<profile>-<role>.")
     require_approval: bool = Field(False, description="promote needs a recorded human approval.")
+    serve_role: Literal["teacher", "student"] = Field(
+        "student", description="Which registered model the pipeline promotes and serves."
+    )
     max_violation_rate: float = Field(0.2, description="Compliance gate: share of fixed prompts filtered.")
     sample_prompts: list[str] = Field(
         default_factory=lambda: [

@@ -1,0 +1,1 @@
+"""Prefect flows: thin wiring of the lmforge stage functions (see docs/architecture.md)."""

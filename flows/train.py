@@ -1,0 +1,53 @@
+"""Training flows: pretrain a decoder from scratch, then fine-tune it on instruction pairs.
+
+    python -m flows.train
+"""
+
+from __future__ import annotations
+
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+
+from flows.common import load, summary
+from lmforge import lineage
+
+
+@task(name="pretrain", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5)
+def pretrain_task(cfg, tags: dict[str, str]):
+    # A retry resumes from the last checkpoint, so a transient failure costs only the steps since then.
+    from lmforge.train.pretrain import run_pretrain
+
+    return run_pretrain(cfg, tags=tags)
+
+
+@task(name="finetune", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5)
+def finetune_task(cfg, tags: dict[str, str]):
+    from lmforge.train.finetune import run_finetune
+
+    return run_finetune(cfg, tags=tags)
+
+
+def lineage_tags(cfg) -> dict[str, str]:
+    return {
+        "lmforge.git_commit": lineage.git_commit(),
+        "lmforge.profile": cfg.profile,
+        "lmforge.data_hash": lineage.dir_hash(cfg.paths.shards) if cfg.paths.shards.exists() else "",
+    }
+
+
+@flow(name="lmforge-pretrain", log_prints=True)
+def pretrain_flow(profile: str = "tiny", overrides: list[str] | None = None) -> dict:
+    cfg = load(profile, overrides)
+    tags = lineage_tags(cfg) | {"lmforge.config_hash": cfg.pretrain.digest()}
+    return summary(pretrain_task(cfg, tags))
+
+
+@flow(name="lmforge-finetune", log_prints=True)
+def finetune_flow(profile: str = "tiny", overrides: list[str] | None = None, parent_run: str = "") -> dict:
+    cfg = load(profile, overrides)
+    tags = lineage_tags(cfg) | {"lmforge.config_hash": cfg.finetune.digest(), "lmforge.parent_run": parent_run}
+    return summary(finetune_task(cfg, tags))
+
+
+if __name__ == "__main__":
+    print(finetune_flow(parent_run=pretrain_flow()["run_id"]))

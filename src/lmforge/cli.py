@@ -1,0 +1,228 @@
+"""The ``lmforge`` command: one subcommand per stage, all listed in ``COMMANDS``.
+
+    lmforge pipeline                       # the whole chain on the default (tiny) profile, via Prefect
+    lmforge data --set data.max_docs=100   # one stage, with a config override
+    lmforge promote lmforge-tiny-student 3 --by alice --reason "beats v2"
+
+Every subcommand takes ``--profile`` and repeated ``--set section.field=value``. Errors a user can fix
+(missing input, failed gate, server down) print one line and exit 1; nothing prints a stack trace.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import asdict, is_dataclass
+from pathlib import Path
+from typing import Any
+
+from lmforge import envs
+from lmforge.config import LMForgeConfig, load_config
+
+
+def cmd_ingest(cfg: LMForgeConfig, args: argparse.Namespace) -> Any:
+    if args.build_sample:
+        from lmforge.data.sources import build_sample
+
+        return build_sample(Path(args.out or cfg.resolve(cfg.data.sample_dir)))
+    from lmforge.data.stage import ingest
+
+    return ingest(cfg, Path(args.input) if args.input else None)
+
+
+def cmd_data(cfg: LMForgeConfig, args: argparse.Namespace) -> Any:
+    from lmforge.data import stage
+
+    if args.step == "all":
+        return stage.run_data_stage(cfg, Path(args.input) if args.input else None)
+    if args.step == "ingest":
+        return stage.ingest(cfg, Path(args.input) if args.input else None)
+    return getattr(stage, args.step)(cfg)
+
+
+def cmd_pretrain(cfg: LMForgeConfig, args: argparse.Namespace) -> Any:
+    from lmforge.train.pretrain import run_pretrain
+
+    return run_pretrain(cfg)
+
+
+def cmd_finetune(cfg: LMForgeConfig, args: argparse.Namespace) -> Any:
+    from lmforge.train.finetune import run_finetune
+
+    return run_finetune(cfg)
+
+
+def cmd_distill(cfg: LMForgeConfig, args: argparse.Namespace) -> Any:
+    from lmforge.distill.stage import run_distill
+
+    return run_distill(cfg)
+
+
+def cmd_register(cfg: LMForgeConfig, args: argparse.Namespace) -> Any:
+    from lmforge.registry.stage import register_all
+
+    return register_all(cfg, promote=not args.no_promote)
+
+
+def cmd_promote(cfg: LMForgeConfig, args: argparse.Namespace) -> Any:
+    from lmforge.registry.promote import promote_to_champion
+
+    return promote_to_champion(cfg, args.model, args.version, by=args.by, reason=args.reason)
+
+
+def cmd_approve(cfg: LMForgeConfig, args: argparse.Namespace) -> Any:
+    from lmforge.registry.promote import approve
+
+    approve(cfg, args.model, args.version, by=args.by, reason=args.reason)
+    return {"approved": f"{args.model} v{args.version}", "by": args.by}
+
+
+def cmd_history(cfg: LMForgeConfig, args: argparse.Namespace) -> Any:
+    from lmforge.registry.promote import history
+
+    return history(cfg, args.model)
+
+
+def cmd_serve(cfg: LMForgeConfig, args: argparse.Namespace) -> Any:
+    from lmforge.serve import stack
+
+    if args.action == "stop":
+        return stack.stop_stack(cfg)
+    if args.action == "status":
+        return stack.stack_status(cfg)
+    from lmforge.rollout import serve_champion
+
+    return serve_champion(cfg)
+
+
+def cmd_rollout(cfg: LMForgeConfig, args: argparse.Namespace) -> Any:
+    from lmforge.rollout import serve_champion
+
+    return serve_champion(cfg)
+
+
+def cmd_pipeline(cfg: LMForgeConfig, args: argparse.Namespace) -> Any:
+    from flows.pipeline import run_pipeline_flow
+
+    return run_pipeline_flow(cfg.profile, args.set or [])
+
+
+def cmd_filter(cfg: LMForgeConfig, args: argparse.Namespace) -> Any:
+    from lmforge.compliance.cli import run_filter_cli
+
+    policy = Path(args.policy) if args.policy else cfg.resolve(cfg.serve.policy)
+    code = run_filter_cli(policy, args.stream_chunks, sys.stdin, sys.stdout)
+    raise SystemExit(code)
+
+
+def _args_ingest(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--input", help="a user's JSONL ({id, text | prompt+response, source, license})")
+    p.add_argument("--build-sample", action="store_true", help="rebuild data/sample from installed sources")
+    p.add_argument("--out", help="with --build-sample: where to write the sample")
+
+
+def _args_data(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--input", help="a user's JSONL instead of the shipped sample")
+    p.add_argument("--out", help="work directory for all outputs (overrides work_dir)")
+    p.add_argument("--step", default="all", choices=["all", "ingest", "clean", "validate", "tokenize", "pack"])
+
+
+def _args_version(p: argparse.ArgumentParser, needs_reason: bool = True) -> None:
+    p.add_argument("model", help="registered model name, e.g. lmforge-tiny-student")
+    p.add_argument("version", help="model version number")
+    p.add_argument("--by", required=True, help="who decides")
+    p.add_argument("--reason", required=True, help="why")
+
+
+def _args_history(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="registered model name")
+
+
+def _args_register(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-promote", action="store_true", help="only add challengers; never move champion")
+
+
+def _args_serve(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", nargs="?", default="start", choices=["start", "stop", "status"])
+
+
+def _args_filter(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--policy", help="policy YAML (default: serve.policy of the profile)")
+    p.add_argument("--stream-chunks", type=int, default=None, help="feed each text in N-character chunks")
+
+
+def _no_args(p: argparse.ArgumentParser) -> None:
+    return None
+
+
+# name -> (function, argument builder, what it reads and writes)
+COMMANDS: dict[str, tuple[Callable[[LMForgeConfig, argparse.Namespace], Any], Callable, str]] = {
+    "ingest": (cmd_ingest, _args_ingest,
+               "Reads data/sample/*.jsonl.gz (or --input); writes runs/<profile>/raw/."),
+    "data": (cmd_data, _args_data,
+             "Reads raw/ (ingesting first); writes clean/ (+quarantine), validation/, tokenizer/, shards/."),
+    "pretrain": (cmd_pretrain, _no_args,
+                 "Reads shards/, tokenizer/; writes models/pretrain/, checkpoints/pretrain/, an MLflow run."),
+    "finetune": (cmd_finetune, _no_args,
+                 "Reads models/pretrain/, shards/sft_*.jsonl; writes models/teacher/, an MLflow run."),
+    "distill": (cmd_distill, _no_args,
+                "Reads models/teacher/, shards/; writes models/{student,baseline}/, reports/distill.json."),
+    "register": (cmd_register, _args_register,
+                 "Reads models/*, validation/, reports/; writes MLflow model versions (alias challenger)."),
+    "promote": (cmd_promote, _args_version,
+                "Reads a version's gate tags in MLflow; moves alias champion and logs the move."),
+    "approve": (cmd_approve, _args_version, "Writes a recorded human approval on an MLflow model version."),
+    "history": (cmd_history, _args_history, "Reads the promotion log of a registered model."),
+    "serve": (cmd_serve, _args_serve,
+              "Reads models:/<name>@champion; starts/stops vLLM + the gateway; state in .state/serve/."),
+    "rollout": (cmd_rollout, _no_args,
+                "Reads the champion from MLflow; serves it on vLLM behind the gateway and probes it."),
+    "pipeline": (cmd_pipeline, _no_args,
+                 "Runs data -> pretrain -> finetune -> distill -> register -> rollout as one Prefect flow."),
+    "filter": (cmd_filter, _args_filter,
+               "Reads JSONL {\"text\"} on stdin; writes filtered text and actions per line to stdout."),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lmforge", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (_, add_args, doc) in COMMANDS.items():
+        p = sub.add_parser(name, help=doc, description=doc)
+        p.add_argument("--profile", default=None, help="configs/<profile>.yaml (default: tiny)")
+        p.add_argument("--set", action="append", metavar="SECTION.FIELD=VALUE", help="override a config field")
+        add_args(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    envs.apply_offline_defaults()
+    overrides = list(args.set or [])
+    if getattr(args, "out", None) and args.command == "data":
+        overrides.append(f"work_dir={Path(args.out).resolve()}")
+    try:
+        cfg = load_config(args.profile, overrides)
+        result = COMMANDS[args.command][0](cfg, args)
+    except (FileNotFoundError, ValueError, LookupError, RuntimeError, OSError) as err:
+        print(f"lmforge {args.command}: {type(err).__name__}: {err}", file=sys.stderr)
+        return 1
+    if result is not None:
+        print(json.dumps(_jsonable(result), indent=2, default=str))
+    return 0
+
+
+def _jsonable(value: Any) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        return asdict(value)
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    return value
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,146 @@
+"""Register an exported model directory as an MLflow model version with its review dossier.
+
+    version = register_model(cfg, "teacher", cfg.paths.models / "teacher", metrics, gates)
+
+Each version carries: the HF directory as a pyfunc model (vLLM serves ``artifacts/hf_model`` as is), a
+signature, metrics, lineage tags (git commit, data hash, config hash, parent run), sample generations as a
+table, a compliance report and a model card. A new version gets the ``challenger`` alias; ``champion`` moves
+only through ``lmforge.registry.promote``.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import mlflow
+from mlflow import MlflowClient
+from mlflow.models import ModelSignature
+from mlflow.types import ColSpec, Schema
+
+from lmforge import lineage
+from lmforge.artifacts import require_complete
+from lmforge.config import LMForgeConfig
+from lmforge.registry.pyfunc import HF_ARTIFACT, HFTextGenerator
+from lmforge.registry.review import compliance_report, model_card, sample_generations
+from lmforge.registry.tracking import setup_tracking
+
+CHALLENGER = "challenger"
+CHAMPION = "champion"
+REQUIRED_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json")
+
+
+class NotAModelError(ValueError):
+    """The directory is not a loadable Hugging Face causal LM."""
+
+
+@dataclass(frozen=True)
+class RegisteredVersion:
+    name: str
+    version: str
+    run_id: str
+    model_uri: str  # models:/NAME/VERSION
+    gates: dict[str, str]
+    violation_rate: float
+
+
+def check_model_dir(model_dir: Path) -> dict:
+    """Fail with a one-line reason unless ``model_dir`` is a finished, loadable HF model directory."""
+    manifest = require_complete(model_dir, "model directory")
+    missing = [f for f in REQUIRED_FILES if not (Path(model_dir) / f).is_file()]
+    if missing:
+        raise NotAModelError(f"{model_dir} is not a Hugging Face model directory: missing {', '.join(missing)}")
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(model_dir)
+    except Exception as err:  # any parse error means vLLM could not load it either
+        raise NotAModelError(f"{model_dir}: config.json does not load ({err})") from err
+    return {"manifest": manifest, "architectures": config.architectures, "config": config.to_dict()}
+
+
+def register_model(
+    cfg: LMForgeConfig,
+    role: str,
+    model_dir: Path,
+    metrics: dict[str, float],
+    gates: dict[str, str],
+    parent_run_id: str | None = None,
+    data_hash: str = "",
+) -> RegisteredVersion:
+    """Log ``model_dir`` with its dossier and create a registered model version aliased ``challenger``."""
+    model_dir = Path(model_dir)
+    meta = check_model_dir(model_dir)  # before touching MLflow: nothing half-registered
+    setup_tracking(cfg)
+    name = cfg.model_name(role)
+    tags = {
+        "lmforge.stage": "register",
+        "lmforge.role": role,
+        "lmforge.profile": cfg.profile,
+        "lmforge.git_commit": lineage.git_commit(),
+        "lmforge.config_hash": lineage.config_hash(cfg),
+        "lmforge.data_hash": data_hash,
+        "lmforge.model_hash": lineage.dir_hash(model_dir),
+    }
+    if parent_run_id:
+        tags["lmforge.parent_run"] = parent_run_id
+
+    samples = sample_generations(model_dir, cfg.registry.sample_prompts)
+    report = compliance_report([s["completion"] for s in samples], cfg.resolve(cfg.serve.policy))
+    gates = dict(gates)
+    gates["compliance"] = "passed" if report.violation_rate <= cfg.registry.max_violation_rate else "failed"
+    arch = {k: meta["config"].get(k) for k in ("hidden_size", "num_hidden_layers", "num_attention_heads",
+                                                "vocab_size", "max_position_embeddings")}
+
+    with mlflow.start_run(run_name=f"register-{role}", tags=tags) as run:
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
+        mlflow.log_metric("compliance_violation_rate", report.violation_rate)
+        mlflow.log_params({f"model.{k}": v for k, v in arch.items()})
+        mlflow.log_table({"prompt": [s["prompt"] for s in samples],
+                          "completion": [s["completion"] for s in samples]}, "review/samples.json")
+        mlflow.log_dict(asdict(report), "review/compliance_report.json")
+        mlflow.log_dict({"gates": gates, "metrics": metrics, "lineage": tags}, "review/dossier.json")
+        card = model_card(name, role, metrics, tags, samples, report, arch)
+        mlflow.log_text(card, "review/model_card.md")
+        with tempfile.TemporaryDirectory() as tmp:
+            (Path(tmp) / "lmforge_lineage.json").write_text(json.dumps(tags, indent=2))
+            mlflow.log_artifact(str(Path(tmp) / "lmforge_lineage.json"), "review")
+        signature = ModelSignature(inputs=Schema([ColSpec("string", "prompt")]),
+                                   outputs=Schema([ColSpec("string")]))
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=HFTextGenerator(),
+            artifacts={HF_ARTIFACT: str(model_dir)},
+            signature=signature,
+            pip_requirements=["torch", "transformers", "safetensors", "tokenizers"],
+        )
+        version = mlflow.register_model(info.model_uri, name, tags=tags)
+
+    client = MlflowClient()
+    version_tags = {f"lmforge.gate.{k}": v for k, v in gates.items()}
+    version_tags["lmforge.run_id"] = run.info.run_id
+    version_tags["lmforge.compliance.violation_rate"] = f"{report.violation_rate:.4f}"
+    version_tags["lmforge.policy_version"] = report.policy_version
+    for key, value in version_tags.items():
+        client.set_model_version_tag(name, version.version, key, value)
+    client.update_model_version(name, version.version, description=card)
+    client.update_registered_model(name, description=f"lmforge {role} models of profile {cfg.profile}")
+
+    from lmforge.registry.promote import move_alias
+
+    move_alias(cfg, name, CHALLENGER, version.version, by="lmforge register", reason="new version")
+    return RegisteredVersion(name, str(version.version), run.info.run_id, f"models:/{name}/{version.version}",
+                             gates, report.violation_rate)
+
+
+def download_model(cfg: LMForgeConfig, name: str, alias_or_version: str, dest: Path) -> Path:
+    """Fetch a registered version's HF directory (for vLLM) into ``dest``; return the HF directory."""
+    setup_tracking(cfg)
+    ref = f"models:/{name}@{alias_or_version}" if not alias_or_version.isdigit() else f"models:/{name}/{alias_or_version}"
+    local = mlflow.artifacts.download_artifacts(artifact_uri=ref, dst_path=str(dest))
+    hf_dir = Path(local) / "artifacts" / HF_ARTIFACT
+    if not (hf_dir / "config.json").is_file():
+        raise NotAModelError(f"{ref} has no {HF_ARTIFACT} directory: it was not registered by lmforge")
+    return hf_dir

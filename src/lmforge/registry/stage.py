@@ -1,0 +1,88 @@
+"""Register stage: teacher, KD student and no-KD baseline, with the gates their stages recorded.
+
+Reads ``validation/result.json`` (data gate), ``reports/distill.json`` (distillation gate and perplexities)
+and each ``models/<role>/lmforge.json``; writes MLflow model versions and ``reports/register.json``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+from lmforge import lineage
+from lmforge.artifacts import write_json_atomic
+from lmforge.config import LMForgeConfig
+from lmforge.registry.promote import PromotionRefused, promote_to_champion
+from lmforge.registry.register import RegisteredVersion, register_model
+
+ROLES = ("teacher", "student", "baseline")
+
+
+def register_all(cfg: LMForgeConfig, promote: bool = True) -> dict[str, RegisteredVersion]:
+    """Register every model of the profile; promote ``registry.serve_role`` if its gates pass."""
+    data_gate = _data_gate(cfg)
+    distill = _read_json(cfg.paths.reports / "distill.json", "distillation report")
+    data_hash = lineage.dir_hash(cfg.paths.shards)
+    versions = {}
+    for role in ROLES:
+        model_dir = cfg.paths.models / role
+        meta = _read_json(model_dir / "lmforge.json", f"{role} model metadata")
+        gates = {"data": data_gate, "distill": _distill_gate(role, distill)}
+        if role == "baseline":
+            gates["servable"] = "failed: the no-KD baseline is a reference, not a release"
+        versions[role] = register_model(
+            cfg, role, model_dir, _metrics(role, meta, distill), gates,
+            parent_run_id=meta.get("run_id"), data_hash=data_hash,
+        )
+    outcome = {"promoted": None, "refused": None}
+    if promote:
+        chosen = versions[cfg.registry.serve_role]
+        try:
+            promote_to_champion(cfg, chosen.name, chosen.version, by="lmforge pipeline",
+                                reason="all gates passed on registration")
+            outcome["promoted"] = f"{chosen.name} v{chosen.version}"
+        except PromotionRefused as refused:
+            outcome["refused"] = str(refused)
+            if not _has_champion(chosen.name):
+                raise
+    write_json_atomic(cfg.paths.reports / "register.json",
+                      {"versions": {r: asdict(v) for r, v in versions.items()}, **outcome})
+    return versions
+
+
+def _data_gate(cfg: LMForgeConfig) -> str:
+    result = _read_json(cfg.paths.validation / "result.json", "data validation result")
+    return "passed" if result.get("success") else "failed"
+
+
+def _distill_gate(role: str, report: dict) -> str:
+    if role != "student":
+        return "n/a"
+    gate = report.get("gate", {})
+    return "passed" if gate.get("passed") else f"failed: {gate.get('reason', 'see reports/distill.json')}"
+
+
+def _metrics(role: str, meta: dict, distill: dict) -> dict[str, float]:
+    metrics = {k: float(v) for k, v in (meta.get("metrics") or {}).items() if isinstance(v, int | float)}
+    for key, value in (distill.get(role) or {}).items():
+        if isinstance(value, int | float):
+            metrics[key] = float(value)
+    return metrics
+
+
+def _has_champion(name: str) -> bool:
+    try:
+        MlflowClient().get_model_version_by_alias(name, "champion")
+        return True
+    except MlflowException:
+        return False
+
+
+def _read_json(path: Path, what: str) -> dict:
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} not found at {path}: run the stage that makes it first")
+    return json.loads(path.read_text())

@@ -1,0 +1,69 @@
+"""Serve the champion: resolve it in MLflow, start vLLM + the gateway on it, prove it answers.
+
+    serve_champion(cfg)   # -> {"gateway_url", "api_key", "model", "version", "request", "response", ...}
+
+The champion's HF directory comes from the registry's artifact store (not from runs/), so what is served is
+exactly what was reviewed. The API key is generated per start unless LMFORGE_API_KEYS names them, and is
+returned once; the gateway keeps only its hash.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+from lmforge import envs
+from lmforge.artifacts import atomic_dir, is_complete
+from lmforge.config import LMForgeConfig
+from lmforge.registry.register import download_model
+from lmforge.registry.tracking import setup_tracking
+
+
+def serve_champion(cfg: LMForgeConfig) -> dict:
+    from lmforge.serve.stack import start_stack
+
+    name = cfg.model_name(cfg.registry.serve_role)
+    version = champion_version(cfg, name)
+    hf_dir = fetch_version(cfg, name, version)
+    keys = [k for k in (envs.LMFORGE_API_KEYS.get() or "").split(",") if k] or [f"lmf-{secrets.token_urlsafe(24)}"]
+    info = start_stack(cfg, hf_dir, name, version, keys)
+    prompt = cfg.registry.sample_prompts[0]
+    reply = ask(info.gateway_url, keys[0], name, prompt)
+    return {"gateway_url": info.gateway_url, "vllm_url": info.vllm_url, "api_key": keys[0], "model": name,
+            "version": version, "request": prompt, **reply}
+
+
+def champion_version(cfg: LMForgeConfig, name: str) -> str:
+    setup_tracking(cfg)
+    try:
+        return str(MlflowClient().get_model_version_by_alias(name, "champion").version)
+    except MlflowException as err:
+        raise LookupError(f"{name} has no champion yet: run `lmforge register` (gates must pass) first") from err
+
+
+def fetch_version(cfg: LMForgeConfig, name: str, version: str) -> Path:
+    """The version's HF directory, downloaded once into the state dir (atomic, marked complete)."""
+    dest = envs.state_dir() / "serve" / "models" / f"{name}-v{version}"
+    if not is_complete(dest):
+        with atomic_dir(dest, {"model": name, "version": version}) as tmp:
+            download_model(cfg, name, version, tmp)
+    return dest / "artifacts" / "hf_model"
+
+
+def ask(gateway_url: str, api_key: str, model: str, prompt: str, max_tokens: int = 48) -> dict:
+    """One chat completion through the gateway with the official openai client."""
+    from openai import OpenAI
+
+    client = OpenAI(base_url=f"{gateway_url}/v1", api_key=api_key, max_retries=2, timeout=120)
+    raw = client.chat.completions.with_raw_response.create(
+        model=model, messages=[{"role": "user", "content": prompt}], max_tokens=max_tokens, temperature=0.0
+    )
+    completion = raw.parse()
+    return {
+        "response": completion.choices[0].message.content,
+        "served_by": raw.headers.get("x-lmforge-model"),
+        "policy_version": raw.headers.get("x-lmforge-policy-version"),
+    }
