@@ -123,14 +123,18 @@ def register_model(
     version_tags["lmforge.run_id"] = run.info.run_id
     version_tags["lmforge.compliance.violation_rate"] = f"{report.violation_rate:.4f}"
     version_tags["lmforge.policy_version"] = report.policy_version
-    for key, value in version_tags.items():
-        client.set_model_version_tag(name, version.version, key, value)
-    client.update_model_version(name, version.version, description=card)
-    client.update_registered_model(name, description=f"lmforge {role} models of profile {cfg.profile}")
+    try:
+        # The gate tags are what promotion reads: a version without them must not stay behind.
+        for key, value in version_tags.items():
+            client.set_model_version_tag(name, version.version, key, value)
+        client.update_model_version(name, version.version, description=card)
+        client.update_registered_model(name, description=f"lmforge {role} models of profile {cfg.profile}")
+        from lmforge.registry.promote import move_alias
 
-    from lmforge.registry.promote import move_alias
-
-    move_alias(cfg, name, CHALLENGER, version.version, by="lmforge register", reason="new version")
+        move_alias(cfg, name, CHALLENGER, version.version, by="lmforge register", reason="new version")
+    except BaseException:
+        client.delete_model_version(name, version.version)
+        raise
     return RegisteredVersion(name, str(version.version), run.info.run_id, f"models:/{name}/{version.version}",
                              gates, report.violation_rate)
 

@@ -1,0 +1,32 @@
+"""The CLI table: every subcommand answers --help and says what it reads and writes."""
+
+from __future__ import annotations
+
+import pytest
+
+from lmforge.cli import COMMANDS, build_parser, main
+
+STAGES = ["ingest", "data", "pretrain", "finetune", "distill", "register", "serve", "rollout", "pipeline"]
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_every_command_answers_help(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args([name, "--help"])
+    assert exit_info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    doc = COMMANDS[name][2]
+    assert any(word in doc for word in ("Reads", "Writes", "Runs")), "say what it reads and writes"
+    assert " ".join(doc.split()) in text
+    assert "--profile" in text and "--set" in text
+
+
+def test_every_stage_has_a_subcommand() -> None:
+    assert set(STAGES) <= set(COMMANDS)
+
+
+def test_user_error_is_one_line_and_exit_1(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["pretrain", "--profile", "no-such-profile"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1
+    assert len(err) == 1 and "no profile 'no-such-profile'" in err[0]

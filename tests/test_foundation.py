@@ -1,0 +1,84 @@
+"""Environment table, atomic artifacts, lineage and the stack check."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from lmforge import envs, lineage
+from lmforge.artifacts import (
+    COMPLETE,
+    IncompleteArtifactError,
+    atomic_dir,
+    is_complete,
+    require_complete,
+)
+from lmforge.doctor import problems
+
+
+def test_offline_defaults_keep_tools_offline_and_in_state_dir(tmp_path: Path) -> None:
+    values = envs.offline_defaults(tmp_path)
+    assert values["HF_HUB_OFFLINE"] == "1" and values["VLLM_NO_USAGE_STATS"] == "1"
+    assert values["MLFLOW_DISABLE_TELEMETRY"] == "true" and values["DVC_NO_ANALYTICS"] == "1"
+    for name in ("PREFECT_HOME", "HF_HOME", "VLLM_CACHE_ROOT", "DVC_SITE_CACHE_DIR"):
+        assert Path(values[name]).is_relative_to(tmp_path), name
+
+
+def test_user_setting_wins_over_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HOME", "/somewhere/else")
+    assert envs.apply_offline_defaults()["HF_HOME"] == "/somewhere/else"
+
+
+def test_atomic_dir_publishes_only_finished_output(tmp_path: Path) -> None:
+    out = tmp_path / "stage"
+    with pytest.raises(RuntimeError), atomic_dir(out) as tmp:
+        (tmp / "half.bin").write_bytes(b"x")
+        raise RuntimeError("killed")
+    assert not out.exists() and not list(tmp_path.iterdir())
+
+    with atomic_dir(out, {"rows": 3}) as tmp:
+        (tmp / "data.jsonl").write_text("{}\n")
+    manifest = require_complete(out, "stage output")
+    assert manifest["rows"] == 3 and manifest["files"] == {"data.jsonl": 3}
+
+
+def test_atomic_dir_replaces_previous_output(tmp_path: Path) -> None:
+    out = tmp_path / "stage"
+    for content in ("old", "new"):
+        with atomic_dir(out) as tmp:
+            (tmp / "f.txt").write_text(content)
+    assert (out / "f.txt").read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["stage"]
+
+
+def test_unfinished_output_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "half").mkdir()
+    assert not is_complete(tmp_path / "half")
+    with pytest.raises(IncompleteArtifactError, match=COMPLETE):
+        require_complete(tmp_path / "half", "shards")
+    with pytest.raises(FileNotFoundError, match="run the stage"):
+        require_complete(tmp_path / "missing", "shards")
+
+
+def test_dir_hash_follows_content_not_marker(tmp_path: Path) -> None:
+    with atomic_dir(tmp_path / "a") as tmp:
+        (tmp / "x").write_text("1")
+    first = lineage.dir_hash(tmp_path / "a")
+    with atomic_dir(tmp_path / "a") as tmp:  # new marker timestamp, same content
+        (tmp / "x").write_text("1")
+    assert lineage.dir_hash(tmp_path / "a") == first
+    (tmp_path / "a" / "x").write_text("2")
+    assert lineage.dir_hash(tmp_path / "a") != first
+
+
+def test_dvc_lock_hashes_read_stage_outputs(tmp_path: Path) -> None:
+    (tmp_path / "dvc.lock").write_text(json.dumps(
+        {"schema": "2.0", "stages": {"pack": {"outs": [{"path": "runs/tiny/shards", "md5": "abc.dir"}]}}}
+    ))
+    assert lineage.dvc_lock_hashes(tmp_path) == {"pack/runs/tiny/shards": "abc.dir"}
+
+
+def test_installed_stack_is_cpu_only() -> None:
+    assert problems() == []
