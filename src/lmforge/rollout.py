@@ -18,7 +18,7 @@ from mlflow.exceptions import MlflowException
 from lmforge import envs
 from lmforge.artifacts import atomic_dir, is_complete
 from lmforge.config import LMForgeConfig
-from lmforge.registry.register import download_model
+from lmforge.registry.register import download_model, hf_model_path
 from lmforge.registry.tracking import setup_tracking
 
 
@@ -50,7 +50,10 @@ def fetch_version(cfg: LMForgeConfig, name: str, version: str) -> Path:
     if not is_complete(dest):
         with atomic_dir(dest, {"model": name, "version": version}) as tmp:
             download_model(cfg, name, version, tmp)
-    return dest / "artifacts" / "hf_model"
+    hf_dir = hf_model_path(dest)
+    if hf_dir is None:
+        raise FileNotFoundError(f"{dest} holds no HF model: delete it and retry")
+    return hf_dir
 
 
 def ask(gateway_url: str, api_key: str, model: str, prompt: str, max_tokens: int = 48) -> dict:

@@ -28,7 +28,7 @@ def test_register_creates_challenger_with_dossier_and_lineage(tiny_model_dir: Pa
     version = register_model(cfg, "teacher", tiny_model_dir, {"val_ppl": 400.0}, PASSED, data_hash="d1")
     client = MlflowClient()
     mv = client.get_model_version_by_alias(version.name, "challenger")
-    assert mv.version == version.version == "1"
+    assert str(mv.version) == version.version == "1"
     assert mv.tags["lmforge.gate.data"] == "passed"
     assert mv.tags["lmforge.data_hash"] == "d1" and mv.tags["lmforge.git_commit"]
     assert "Model card" in mv.description
@@ -55,7 +55,7 @@ def test_champion_moves_only_through_gates_and_is_logged(tiny_model_dir: Path) -
     bad = register_model(cfg, "student", tiny_model_dir, {}, {"data": "passed", "distill": "failed: ppl 2.0"})
     with pytest.raises(PromotionRefused, match="gate distill is failed: ppl 2.0"):
         promote_to_champion(cfg, bad.name, bad.version, by="bob", reason="try")
-    assert MlflowClient().get_model_version_by_alias(good.name, "champion").version == good.version
+    assert str(MlflowClient().get_model_version_by_alias(good.name, "champion").version) == good.version
 
     moves = history(cfg, good.name)
     assert [(m.alias, m.from_version, m.to_version) for m in moves] == [

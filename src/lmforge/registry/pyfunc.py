@@ -27,7 +27,8 @@ class HFTextGenerator(mlflow.pyfunc.PythonModel):
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         self.model = AutoModelForCausalLM.from_pretrained(path).eval()
 
-    def predict(self, context: Any, model_input: Any, params: dict | None = None) -> list[str]:
+    # No type hint on model_input: MLflow would derive a second signature from it; the logged one rules.
+    def predict(self, context, model_input, params=None) -> list[str]:  # noqa: ANN001
         from lmforge.registry.review import generate
 
         prompts = model_input if isinstance(model_input, list) else list(model_input.iloc[:, 0])

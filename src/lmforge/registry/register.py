@@ -107,7 +107,7 @@ def register_model(
         with tempfile.TemporaryDirectory() as tmp:
             (Path(tmp) / "lmforge_lineage.json").write_text(json.dumps(tags, indent=2))
             mlflow.log_artifact(str(Path(tmp) / "lmforge_lineage.json"), "review")
-        signature = ModelSignature(inputs=Schema([ColSpec("string", "prompt")]),
+        signature = ModelSignature(inputs=Schema([ColSpec("string")]),  # a list of prompts
                                    outputs=Schema([ColSpec("string")]))
         info = mlflow.pyfunc.log_model(
             name="model",
@@ -143,8 +143,20 @@ def download_model(cfg: LMForgeConfig, name: str, alias_or_version: str, dest: P
     """Fetch a registered version's HF directory (for vLLM) into ``dest``; return the HF directory."""
     setup_tracking(cfg)
     ref = f"models:/{name}@{alias_or_version}" if not alias_or_version.isdigit() else f"models:/{name}/{alias_or_version}"
-    local = mlflow.artifacts.download_artifacts(artifact_uri=ref, dst_path=str(dest))
-    hf_dir = Path(local) / "artifacts" / HF_ARTIFACT
-    if not (hf_dir / "config.json").is_file():
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=ref, dst_path=str(dest)))
+    hf_dir = hf_model_path(local)
+    if hf_dir is None or not (hf_dir / "config.json").is_file():
         raise NotAModelError(f"{ref} has no {HF_ARTIFACT} directory: it was not registered by lmforge")
     return hf_dir
+
+
+def hf_model_path(model_root: Path) -> Path | None:
+    """Where the HF directory lies inside a downloaded pyfunc model (MLflow names it after the source dir)."""
+    import yaml
+
+    mlmodel = model_root / "MLmodel"
+    if not mlmodel.is_file():
+        return None
+    flavor = (yaml.safe_load(mlmodel.read_text()).get("flavors") or {}).get("python_function") or {}
+    entry = (flavor.get("artifacts") or {}).get(HF_ARTIFACT)
+    return model_root / entry["path"] if entry else None
