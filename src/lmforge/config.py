@@ -39,6 +39,8 @@ class DataConfig(_Section):
     max_dup_line_ratio: float = Field(0.3, description="Maximum share of repeated lines (repetitive).")
     max_top_ngram_ratio: float = Field(0.2, description="Maximum share of the top 3-gram (repetitive).")
     min_english_ratio: float = Field(0.3, description="Minimum share of common English stop words.")
+    min_english_share: float = Field(0.95, description="Gate: share of clean prose at min_english_ratio.")
+    max_duplicate_rate: float = Field(0.0, description="Gate: share of clean records that may be copies.")
     minhash_perm: int = Field(128, description="MinHash permutations.")
     minhash_bands: int = Field(16, description="LSH bands b; rows r = perm / b.")
     minhash_threshold: float = Field(0.8, description="Jaccard similarity treated as near-duplicate.")

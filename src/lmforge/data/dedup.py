@@ -1,0 +1,88 @@
+"""Deduplication filters: exact (hash of the normalised text) and near-duplicate (MinHash LSH).
+
+Both keep the first record they see and quarantine later copies (``exact_dup``, ``near_dup``). Their indexes
+are the only memory the cleaning pipeline holds that grows with the corpus: 16 bytes per record for exact,
+``8 * perm`` bytes per record (the signature, kept to confirm LSH candidates) for near.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+import numpy as np
+from datasketch import MinHash, MinHashLSH
+
+from lmforge.data.pipeline import Filter
+from lmforge.data.records import Record, text_fields
+
+_WORD = re.compile(r"\w+")
+
+
+def content_hash(record: Record) -> bytes:
+    """Digest of the text fields, case- and whitespace-insensitive."""
+    text = "\x00".join(" ".join(record[f].lower().split()) for f in text_fields(record))
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
+
+
+class ExactDedup(Filter):
+    name = "exact_dedup"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._seen: set[bytes] = set()
+
+    def filter(self, record: Record) -> tuple[bool, str]:
+        digest = content_hash(record)
+        if digest in self._seen:
+            return False, "exact_dup"
+        self._seen.add(digest)
+        return True, ""
+
+
+def shingles(text: str, size: int) -> set[bytes]:
+    """Word ``size``-grams of the lower-cased text; a text shorter than that is one shingle."""
+    tokens = _WORD.findall(text.lower())
+    if len(tokens) < size:
+        return {" ".join(tokens).encode()}
+    return {" ".join(tokens[i:i + size]).encode() for i in range(len(tokens) - size + 1)}
+
+
+class MinHashDedup(Filter):
+    """Near-duplicates by MinHash LSH with ``bands`` x ``rows`` = ``perm``, confirmed against ``threshold``.
+
+    LSH proposes candidates whose signatures agree on a whole band; a candidate counts as a duplicate only
+    if the estimated Jaccard similarity (share of equal signature slots) reaches ``threshold``.
+    """
+
+    name = "minhash_dedup"
+
+    def __init__(self, perm: int, bands: int, threshold: float, shingle_size: int, seed: int = 1) -> None:
+        super().__init__()
+        if perm % bands:
+            raise ValueError(f"minhash_perm={perm} is not a multiple of minhash_bands={bands}")
+        self.perm, self.bands, self.rows = perm, bands, perm // bands
+        self.threshold, self.shingle_size, self.seed = threshold, shingle_size, seed
+        self._lsh = MinHashLSH(num_perm=perm, params=(bands, self.rows))
+        self._template = MinHash(num_perm=perm, seed=seed)  # permutations are built once, then shared
+        self._signatures: dict[str, np.ndarray] = {}
+        self.candidates = 0
+
+    def filter(self, record: Record) -> tuple[bool, str]:
+        minhash = MinHash(num_perm=self.perm, seed=self.seed, permutations=self._template.permutations,
+                          scheme=self._template.scheme)
+        minhash.update_batch(list(shingles(" ".join(record[f] for f in text_fields(record)),
+                                           self.shingle_size)))
+        for key in self._lsh.query(minhash):
+            self.candidates += 1
+            if np.mean(self._signatures[key] == minhash.hashvalues) >= self.threshold:
+                return False, "near_dup"
+        key = f"{len(self._signatures)}"
+        self._lsh.insert(key, minhash)
+        self._signatures[key] = minhash.hashvalues.copy()
+        return True, ""
+
+    def stats(self) -> dict[str, object]:
+        return {**super().stats(), "perm": self.perm, "bands": self.bands, "rows": self.rows,
+                "threshold": self.threshold, "shingle_size": self.shingle_size,
+                "lsh_candidates": self.candidates}

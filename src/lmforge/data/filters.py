@@ -1,0 +1,138 @@
+"""Quality filters: each answers ``(keep, reason)`` for one record, Gopher/datatrove style.
+
+The reason is the rule name the record is quarantined under (``clean/quarantine/<rule>.jsonl``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+from lmforge.config import DataConfig
+from lmforge.data.pipeline import Filter
+from lmforge.data.records import Record, text_fields
+
+_WORD = re.compile(r"[A-Za-z']+|\w+")
+KEEP = (True, "")
+
+# The most frequent English function words; real English prose has roughly a third to a half of them.
+STOP_WORDS = frozenset("""
+a about after all also an and any are as at be been but by can could did do does each for from had has have
+he her him his how i if in into is it its just like may me more most my no not now of on one only or other
+our out over said she should so some such than that the their them then there these they this those to
+up us was we were what when where which while who will with would you your
+""".split())
+
+
+def words(text: str) -> list[str]:
+    return _WORD.findall(text.lower())
+
+
+class NonEmpty(Filter):
+    """Every text field has something in it after normalisation (``empty``, ``empty_prompt`` ...)."""
+
+    name = "non_empty"
+
+    def filter(self, record: Record) -> tuple[bool, str]:
+        fields = text_fields(record)
+        for field in fields:
+            if not record[field].strip():
+                return False, "empty" if fields == ("text",) else f"empty_{field}"
+        return KEEP
+
+
+class LengthBounds(Filter):
+    name = "length"
+
+    def __init__(self, min_chars: int, max_chars: int) -> None:
+        super().__init__()
+        self.min_chars, self.max_chars = min_chars, max_chars
+
+    def filter(self, record: Record) -> tuple[bool, str]:
+        n = len(record["text"])
+        if n < self.min_chars:
+            return False, "too_short"
+        if n > self.max_chars:
+            return False, "too_long"
+        return KEEP
+
+
+class AlphaRatio(Filter):
+    """Share of letters among non-space characters: low for tables, code dumps and number lists."""
+
+    name = "alpha_ratio"
+
+    def __init__(self, min_ratio: float) -> None:
+        super().__init__()
+        self.min_ratio = min_ratio
+
+    def filter(self, record: Record) -> tuple[bool, str]:
+        chars = [c for c in record["text"] if not c.isspace()]
+        ratio = sum(c.isalpha() for c in chars) / max(len(chars), 1)
+        return KEEP if ratio >= self.min_ratio else (False, "low_alpha")
+
+
+class RepeatedLines(Filter):
+    """Share of non-empty lines that repeat an earlier line (boilerplate, menus, spam)."""
+
+    name = "repeated_lines"
+
+    def __init__(self, max_ratio: float) -> None:
+        super().__init__()
+        self.max_ratio = max_ratio
+
+    def filter(self, record: Record) -> tuple[bool, str]:
+        lines = [line for line in record["text"].split("\n") if line.strip()]
+        if len(lines) < 3:
+            return KEEP
+        repeats = len(lines) - len(set(lines))
+        return KEEP if repeats / len(lines) <= self.max_ratio else (False, "repetitive_lines")
+
+
+class TopNgramShare(Filter):
+    """Share of word characters covered by the most frequent word n-gram (Gopher's repetition check)."""
+
+    name = "top_ngram"
+
+    def __init__(self, max_ratio: float, n: int = 3) -> None:
+        super().__init__()
+        self.max_ratio, self.n = max_ratio, n
+
+    def filter(self, record: Record) -> tuple[bool, str]:
+        tokens = words(record["text"])
+        if len(tokens) < 2 * self.n:
+            return KEEP
+        grams = Counter(tuple(tokens[i:i + self.n]) for i in range(len(tokens) - self.n + 1))
+        top, count = grams.most_common(1)[0]
+        if count < 2:
+            return KEEP
+        share = count * sum(map(len, top)) / sum(map(len, tokens))
+        return KEEP if share <= self.max_ratio else (False, "repetitive_ngrams")
+
+
+def english_ratio(text: str) -> float:
+    """Share of words that are common English stop words (0 for text without words)."""
+    tokens = words(text)
+    return sum(t in STOP_WORDS for t in tokens) / len(tokens) if tokens else 0.0
+
+
+class EnglishStopWords(Filter):
+    name = "english"
+
+    def __init__(self, min_ratio: float) -> None:
+        super().__init__()
+        self.min_ratio = min_ratio
+
+    def filter(self, record: Record) -> tuple[bool, str]:
+        return KEEP if english_ratio(record["text"]) >= self.min_ratio else (False, "not_english")
+
+
+def quality_filters(cfg: DataConfig) -> list[Filter]:
+    """The prose quality filters in the order they run (cheapest first)."""
+    return [
+        LengthBounds(cfg.min_chars, cfg.max_chars),
+        AlphaRatio(cfg.min_alpha_ratio),
+        RepeatedLines(cfg.max_dup_line_ratio),
+        TopNgramShare(cfg.max_top_ngram_ratio),
+        EnglishStopWords(cfg.min_english_ratio),
+    ]

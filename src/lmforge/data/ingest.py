@@ -1,0 +1,128 @@
+"""Ingest: read the shipped sample (or a user's JSONL) into ``raw/{corpus,pairs}.jsonl``.
+
+    lmforge ingest                       # data/sample/{corpus,pairs}.jsonl.gz -> runs/<profile>/raw/
+    lmforge ingest --input my.jsonl      # a file (or a folder of *.jsonl[.gz]) of prose and/or pairs
+
+A line that cannot be read (bad UTF-8, not JSON, not an object, missing or non-text fields) goes to
+``raw/quarantine.jsonl`` with its reason, file and line number: never a crash, never dropped silently.
+Missing optional fields get defaults (``id`` from file and line, ``source`` from the file name, ``license``
+"unknown"). ``data.max_docs`` / ``data.max_pairs`` keep the first N usable records in file order.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lmforge.artifacts import atomic_dir, sha256_file
+from lmforge.config import LMForgeConfig
+from lmforge.data.records import JsonlWriter, Record, open_text, public
+
+SAMPLE_FILES = ("corpus.jsonl.gz", "pairs.jsonl.gz")
+_MAX_QUARANTINED_LINE = 2_000  # characters of a bad line kept for a human to look at
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    docs: int
+    pairs: int
+    quarantined: int
+    over_limit: int
+    reasons: dict[str, int] = field(default_factory=dict)
+    inputs: tuple[str, ...] = ()
+
+
+def ingest(cfg: LMForgeConfig, input_path: Path | None = None) -> IngestResult:
+    """Read ``input_path`` (default: the shipped sample) and write ``raw/``; raise if nothing is usable."""
+    files = _input_files(cfg, input_path)
+    limits = {"docs": cfg.data.max_docs, "pairs": cfg.data.max_pairs}
+    counts: Counter[str] = Counter()
+    reasons: Counter[str] = Counter()
+    manifest = {"stage": "ingest", "inputs": {str(f): sha256_file(f) for f in files},
+                "config": cfg.data.model_dump(mode="json")}
+    with atomic_dir(cfg.paths.raw, manifest) as tmp, JsonlWriter(tmp / "corpus.jsonl") as docs, \
+            JsonlWriter(tmp / "pairs.jsonl") as pairs, JsonlWriter(tmp / "quarantine.jsonl") as quarantine:
+        for path in files:
+            for record, reason, lineno, line in _parse_lines(path):
+                if reason:
+                    reasons[reason] += 1
+                    quarantine.write({"reason": reason, "file": str(path), "line": lineno,
+                                      "text": line[:_MAX_QUARANTINED_LINE]})
+                    continue
+                kind = "pairs" if "prompt" in record else "docs"
+                limit = limits[kind]
+                if limit is not None and counts[kind] >= limit:
+                    counts["over_limit"] += 1
+                    continue
+                (pairs if kind == "pairs" else docs).write(record)
+                counts[kind] += 1
+        if counts["docs"] + counts["pairs"] == 0:
+            first = f" (first reason: {next(iter(reasons))})" if reasons else ""
+            raise ValueError(f"no usable records in {', '.join(map(str, files))}: {sum(reasons.values())} "
+                             f"bad lines{first}; prose needs 'text', pairs need 'prompt' and 'response'")
+        manifest.update(docs=counts["docs"], pairs=counts["pairs"], quarantined=sum(reasons.values()))
+    return IngestResult(docs=counts["docs"], pairs=counts["pairs"], quarantined=sum(reasons.values()),
+                        over_limit=counts["over_limit"], reasons=dict(reasons),
+                        inputs=tuple(str(f) for f in files))
+
+
+def _input_files(cfg: LMForgeConfig, input_path: Path | None) -> list[Path]:
+    if input_path is None:
+        sample = cfg.resolve(cfg.data.sample_dir)
+        files = [sample / name for name in SAMPLE_FILES if (sample / name).is_file()]
+        if not files:
+            raise FileNotFoundError(f"no sample in {sample} (expected {' and '.join(SAMPLE_FILES)}): "
+                                    "run `lmforge ingest --build-sample` or pass --input")
+        return files
+    path = Path(input_path)
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.name.endswith((".jsonl", ".jsonl.gz")))
+        if not files:
+            raise FileNotFoundError(f"no *.jsonl or *.jsonl.gz files in {path}")
+        return files
+    if not path.is_file():
+        raise FileNotFoundError(f"input {path} does not exist")
+    if path.stat().st_size == 0:
+        raise ValueError(f"input {path} is empty")
+    return [path]
+
+
+def _parse_lines(path: Path) -> Iterator[tuple[Record, str | None, int, str]]:
+    """(record, reason-or-None, line number, line text) for every non-blank line of ``path``."""
+    stem = path.name.split(".")[0]
+    with open_text(path, "rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                yield {}, "undecodable", lineno, raw.decode("utf-8", errors="replace")
+                continue
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError:
+                yield {}, "invalid_json", lineno, line
+                continue
+            record, reason = _to_record(obj, stem, lineno)
+            yield record, reason, lineno, line
+
+
+def _to_record(obj: object, stem: str, lineno: int) -> tuple[Record, str | None]:
+    if not isinstance(obj, dict):
+        return {}, "not_an_object"
+    fields = ("prompt", "response") if ("prompt" in obj or "response" in obj) else ("text",)
+    if any(f not in obj or obj[f] is None for f in fields):
+        return {}, "missing_fields"
+    if not all(isinstance(obj[f], str) for f in fields):
+        return {}, "wrong_field_type"
+    record: Record = {
+        "id": str(obj["id"]) if obj.get("id") not in (None, "") else f"{stem}-{lineno}",
+        **{f: obj[f] for f in fields},
+        "source": str(obj.get("source") or stem),
+        "license": str(obj.get("license") or "unknown"),
+    }
+    return public(record), None

@@ -1,0 +1,158 @@
+"""Validate: the data gate. Great Expectations suites over ``clean/`` -> ``validation/``.
+
+    lmforge data --step validate
+
+Two suites, one per file: schema, unique ids, non-null fields, length bounds, duplicate rate, English share
+(prose) and zero PII residue (every text re-scanned with ``lmforge.pii.find_pii``, the count kept as a
+column). Writes ``validation/result.json`` (one entry per expectation) and Great Expectations Data Docs under
+``validation/data_docs/`` (open ``index.html``). A failed expectation raises ``DataGateError`` after the
+outputs are written, so the report is there to read.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from lmforge.artifacts import atomic_dir, require_complete, write_json_atomic
+from lmforge.config import DataConfig, LMForgeConfig
+from lmforge.data.dedup import content_hash
+from lmforge.data.filters import english_ratio
+from lmforge.data.records import PAIR_FIELDS, PROSE_FIELDS, read_jsonl, text_fields
+from lmforge.pii import find_pii
+
+DERIVED = ("n_chars", "english_ratio", "pii_residue", "content_hash")
+
+
+class DataGateError(RuntimeError):
+    """The clean data failed the gate; the message lists each failed expectation."""
+
+
+@dataclass(frozen=True)
+class GateResult:
+    success: bool
+    evaluated: int
+    failed: tuple[str, ...]
+    result_path: str
+    data_docs: str
+
+
+def validate(cfg: LMForgeConfig) -> GateResult:
+    """Run the gate over ``clean/``; write ``validation/``; raise ``DataGateError`` if anything failed."""
+    require_complete(cfg.paths.clean, "clean data")
+    frames = {name: load_frame(cfg.paths.clean / f"{name}.jsonl", fields)
+              for name, fields in (("corpus", PROSE_FIELDS), ("pairs", PAIR_FIELDS))}
+    manifest: dict[str, Any] = {"stage": "validate"}
+    out = cfg.paths.validation
+    with atomic_dir(out, manifest) as tmp:
+        results = run_suites(frames, cfg.data, tmp / "data_docs")
+        failed = tuple(r["message"] for r in results if not r["success"])
+        summary = {"success": not failed, "evaluated": len(results), "failed": len(failed),
+                   "results": results}
+        write_json_atomic(tmp / "result.json", summary)
+        manifest.update(success=not failed, evaluated=len(results), failed=len(failed))
+    gate = GateResult(success=not failed, evaluated=len(results), failed=failed,
+                      result_path=str(out / "result.json"), data_docs=str(out / "data_docs" / "index.html"))
+    if failed:
+        lines = "\n".join(f"  - {message}" for message in failed)
+        raise DataGateError(f"data gate failed: {len(failed)} of {len(results)} expectations "
+                            f"(report: {gate.data_docs}):\n{lines}")
+    return gate
+
+
+def load_frame(path: Path, fields: tuple[str, ...]) -> pd.DataFrame:
+    """The records of ``path`` plus the derived columns the expectations look at."""
+    rows = []
+    for record in read_jsonl(path):
+        texts = {f: record.get(f) or "" for f in text_fields(record)}
+        rows.append({**{f: record.get(f) for f in fields},
+                     "n_chars": sum(map(len, texts.values())),
+                     "english_ratio": english_ratio(" ".join(texts.values())),
+                     "pii_residue": sum(len(find_pii(t)) for t in texts.values()),
+                     "content_hash": content_hash(texts).hex()})
+    return pd.DataFrame(rows, columns=[*fields, *DERIVED])
+
+
+def expectations(name: str, cfg: DataConfig) -> list[Any]:
+    """The suite for ``corpus`` or ``pairs``."""
+    import great_expectations as gx
+
+    e = gx.expectations
+    fields = PROSE_FIELDS if name == "corpus" else PAIR_FIELDS
+    suite: list[Any] = [
+        e.ExpectTableRowCountToBeBetween(min_value=1),
+        e.ExpectTableColumnsToMatchSet(column_set=[*fields, *DERIVED], exact_match=True),
+        e.ExpectColumnValuesToBeUnique(column="id"),
+        *(e.ExpectColumnValuesToNotBeNull(column=f) for f in fields),
+        e.ExpectColumnProportionOfUniqueValuesToBeBetween(column="content_hash",
+                                                          min_value=1.0 - cfg.max_duplicate_rate),
+        e.ExpectColumnValuesToBeInSet(column="pii_residue", value_set=[0]),
+    ]
+    if name == "corpus":
+        suite += [
+            e.ExpectColumnValueLengthsToBeBetween(column="text", min_value=cfg.min_chars,
+                                                  max_value=cfg.max_chars),
+            e.ExpectColumnValuesToBeBetween(column="english_ratio", min_value=cfg.min_english_ratio,
+                                            mostly=cfg.min_english_share),
+        ]
+    else:
+        suite += [e.ExpectColumnValueLengthsToBeBetween(column=f, min_value=1)
+                  for f in ("prompt", "response")]
+    return suite
+
+
+def run_suites(frames: dict[str, pd.DataFrame], cfg: DataConfig, docs_dir: Path) -> list[dict[str, Any]]:
+    """Validate each frame with its suite through a Checkpoint that also builds Data Docs in ``docs_dir``."""
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    logging.getLogger("great_expectations").setLevel(logging.ERROR)
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    context.update_data_docs_site("local_site", {
+        "class_name": "SiteBuilder",
+        "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
+        "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+    })
+    source = context.data_sources.add_pandas("lmforge_clean")
+    results: list[dict[str, Any]] = []
+    for name, frame in frames.items():
+        batch = source.add_dataframe_asset(name=name).add_batch_definition_whole_dataframe("all")
+        suite = context.suites.add(gx.ExpectationSuite(name=f"clean_{name}"))
+        for expectation in expectations(name, cfg):
+            suite.add_expectation(expectation)
+        definition = context.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch,
+                                                                                 suite=suite))
+        checkpoint = context.checkpoints.add(gx.Checkpoint(
+            name=f"data_gate_{name}", validation_definitions=[definition],
+            actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs")],
+            result_format={"result_format": "SUMMARY"}))
+        run = checkpoint.run(batch_parameters={"dataframe": frame})
+        for suite_result in run.run_results.values():
+            results += [_summarise(name, r) for r in suite_result.results]
+    return results
+
+
+def _summarise(name: str, result: Any) -> dict[str, Any]:
+    config = result.expectation_config
+    kwargs = {k: v for k, v in config.kwargs.items() if k != "batch_id"}
+    observed = result.result or {}
+    entry = {"suite": name, "expectation": config.type, "kwargs": kwargs, "success": bool(result.success),
+             "observed_value": observed.get("observed_value"),
+             "unexpected_count": observed.get("unexpected_count"),
+             "element_count": observed.get("element_count"),
+             "examples": list(observed.get("partial_unexpected_list") or [])[:5]}
+    args = ", ".join(f"{k}={v}" for k, v in kwargs.items())
+    if entry["unexpected_count"] is not None:
+        detail = f"{entry['unexpected_count']} of {entry['element_count']} rows unexpected"
+        detail += f", e.g. {[str(x)[:60] for x in entry['examples']]}" if entry["examples"] else ""
+    else:
+        detail = f"observed {entry['observed_value']}"
+    if result.exception_info and result.exception_info.get("raised_exception"):
+        detail = f"raised {result.exception_info.get('exception_message')}"
+    entry["message"] = f"{name}: {config.type}({args}): {detail}"
+    return entry

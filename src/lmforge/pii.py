@@ -1,0 +1,211 @@
+"""Find and scrub personal data and secrets in text: emails, phones, cards, IBANs, SSNs, IPs, API keys.
+
+    find_pii("mail bob@example.com or call +44 20 7946 0958")
+    # [PiiMatch(kind='EMAIL', start=5, end=20, text='bob@example.com'), PiiMatch(kind='PHONE', ...)]
+    scrub_pii("card 4111 1111 1111 1111")  # ("card <CREDIT_CARD>", Counter({"CREDIT_CARD": 1}))
+
+Each detector is a bounded regex (no unbounded repeat), so ``MAX_MATCH_CHARS[kind]`` is the longest text it
+can ever match; a streaming filter holds back that many characters before it releases a chunk. A regex only
+proposes a candidate; a checksum or rule then confirms it (Luhn for cards, mod-97 for IBANs, SSA rules for
+SSNs, ``ipaddress`` for IPs, Shannon entropy for generic secrets), which keeps ordinary prose numbers such as
+years, verse references (``Ge1:1``) and version strings out.
+
+Used by the data stage (``lmforge.data``) to scrub the corpus and by the compliance filter on model output.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import re
+import re._parser as sre_parse  # stdlib regex parser: gives each pattern's (min, max) match width
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+PII_KINDS = ("EMAIL", "PHONE", "CREDIT_CARD", "IBAN", "SSN", "IP_ADDRESS", "SECRET")
+
+
+@dataclass(frozen=True)
+class PiiMatch:
+    kind: str
+    start: int
+    end: int
+    text: str
+
+
+def find_pii(text: str, kinds: Iterable[str] | None = None) -> list[PiiMatch]:
+    """Every confirmed match in ``text``, sorted by position and non-overlapping (earliest, then longest)."""
+    wanted = set(PII_KINDS if kinds is None else kinds)
+    unknown = wanted - set(PII_KINDS)
+    if unknown:
+        raise ValueError(f"unknown PII kinds {sorted(unknown)}; known: {PII_KINDS}")
+    candidates = [m for d in _DETECTORS if d.kind in wanted for m in d.find(text)]
+    candidates.sort(key=lambda m: (m.start, -(m.end - m.start)))
+    chosen: list[PiiMatch] = []
+    for match in candidates:
+        if not chosen or match.start >= chosen[-1].end:
+            chosen.append(match)
+    return chosen
+
+
+def scrub_pii(text: str) -> tuple[str, Counter[str]]:
+    """Replace every match with ``<KIND>``; return the new text and the number of matches per kind."""
+    counts: Counter[str] = Counter()
+    pieces: list[str] = []
+    last = 0
+    for match in find_pii(text):
+        pieces += [text[last:match.start], f"<{match.kind}>"]
+        counts[match.kind] += 1
+        last = match.end
+    pieces.append(text[last:])
+    return "".join(pieces), counts
+
+
+# ---- validators: a regex proposes, these confirm ------------------------------------------------------
+
+
+def _digits(s: str) -> str:
+    return "".join(c for c in s if c.isdigit())
+
+
+def luhn_ok(number: str) -> bool:
+    digits = [int(c) for c in _digits(number)]
+    total = 0
+    for i, d in enumerate(reversed(digits)):
+        if i % 2 == 1:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def _card_ok(s: str) -> bool:
+    digits = _digits(s)
+    if not 13 <= len(digits) <= 19 or digits[0] not in "23456" or len(set(digits)) < 2:
+        return False
+    groups = re.split(r"[ -]", s)
+    # Separators, when present, must be one kind and make groups of 4 (or Amex 4-6-5): not "12 345 6789 ...".
+    if len(groups) > 1 and (len({c for c in s if c in " -"}) > 1 or any(len(g) > 6 or len(g) < 4
+                                                                      for g in groups[:-1])):
+        return False
+    return luhn_ok(digits)
+
+
+def iban_ok(s: str) -> bool:
+    compact = s.replace(" ", "").upper()
+    if not 15 <= len(compact) <= 34:
+        return False
+    rearranged = compact[4:] + compact[:4]
+    as_number = "".join(str(int(c, 36)) for c in rearranged)  # A=10 ... Z=35
+    return int(as_number) % 97 == 1
+
+
+def _ssn_ok(s: str) -> bool:
+    area, group, serial = re.split(r"[- ]", s)
+    return area not in ("000", "666") and area[0] != "9" and group != "00" and serial != "0000"
+
+
+def _phone_ok(s: str) -> bool:
+    digits = _digits(s)
+    if s.startswith("+"):
+        return 8 <= len(digits) <= 15
+    national = digits[1:] if len(digits) == 11 and digits[0] == "1" else digits
+    return len(national) == 10 and national[0] in "23456789"  # NANP area codes never start with 0 or 1
+
+
+def _ipv4_ok(s: str) -> bool:
+    try:
+        ipaddress.IPv4Address(s)
+    except ValueError:
+        return False
+    return True
+
+
+def _ipv6_ok(s: str) -> bool:
+    # At least three non-empty groups keeps slices like x[1::2] and C++ "a::b" out.
+    if sum(1 for g in s.split(":") if g) < 3:
+        return False
+    try:
+        ipaddress.IPv6Address(s)
+    except ValueError:
+        return False
+    return True
+
+
+def shannon_entropy(s: str) -> float:
+    """Bits per character of ``s``'s own character distribution."""
+    counts = Counter(s)
+    return -sum(n / len(s) * math.log2(n / len(s)) for n in counts.values())
+
+
+def _high_entropy(s: str) -> bool:
+    classes = sum(any(f(c) for c in s) for f in (str.islower, str.isupper, str.isdigit))
+    return classes >= 2 and shannon_entropy(s) >= 3.5
+
+
+def _blob_ok(s: str) -> bool:
+    # A bare base64-ish run (a PEM body line, a leaked token): needs all three classes and high entropy.
+    classes = sum(any(f(c) for c in s) for f in (str.islower, str.isupper, str.isdigit))
+    return classes == 3 and shannon_entropy(s) >= 4.5
+
+
+def _token_ok(s: str) -> bool:
+    return any(c.isdigit() for c in s) and any(c.isalpha() for c in s)
+
+
+# ---- detectors ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Detector:
+    kind: str
+    pattern: re.Pattern[str]
+    check: Callable[[str], bool] | None = None
+    group: int = 0  # which group is the sensitive span ("api_key=<value>" scrubs only the value)
+
+    def find(self, text: str) -> Iterable[PiiMatch]:
+        for m in self.pattern.finditer(text):
+            start, end = m.span(self.group)
+            value = m.group(self.group)
+            if self.check is None or self.check(value):
+                yield PiiMatch(self.kind, start, end, value)
+
+    @property
+    def max_chars(self) -> int:
+        return sre_parse.parse(self.pattern.pattern, self.pattern.flags).getwidth()[1]
+
+
+_SEP = r"[ .-]"
+_END = r"(?![\w-]|[.,-]\d)"  # not followed by more of a number ("555-123-4567-89", "1.2.3.4.5")
+_DETECTORS: tuple[_Detector, ...] = (
+    _Detector("EMAIL", re.compile(
+        r"(?<![\w.%+-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@(?:[A-Za-z0-9-]{1,63}\.){1,6}[A-Za-z]{2,24}(?![\w-])")),
+    _Detector("PHONE", re.compile(  # NANP: (202) 555-0143, 202.555.0143, +1 202-555-0143
+        rf"(?<![\w+])(?:\+?1{_SEP}?)?(?:\(\d{{3}}\){_SEP}?|\d{{3}}{_SEP})\d{{3}}{_SEP}\d{{4}}{_END}"),
+        _phone_ok),
+    _Detector("PHONE", re.compile(  # international: +44 20 7946 0958, +49 (30) 123456, +33612345678
+        rf"(?<![\w+])\+[1-9]\d{{0,3}}(?:{_SEP}?(?:\(\d{{1,4}}\)|\d{{1,6}})){{1,6}}{_END}"), _phone_ok),
+    _Detector("CREDIT_CARD", re.compile(r"(?<![\w-])(?:\d[ -]?){12,18}\d(?![\w-])"), _card_ok),
+    _Detector("IBAN", re.compile(
+        r"(?<![\w-])[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?(?![\w-])"), iban_ok),
+    _Detector("SSN", re.compile(r"(?<![\w-])\d{3}([- ])\d{2}\1\d{4}(?![\w-]|[.-]\d)"), _ssn_ok),
+    _Detector("IP_ADDRESS", re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?!\w|\.\d)"), _ipv4_ok),
+    _Detector("IP_ADDRESS", re.compile(r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])"),
+              _ipv6_ok),
+    _Detector("SECRET", re.compile(r"(?<![A-Za-z0-9])(?:AKIA|ASIA)[0-9A-Z]{16}(?![A-Za-z0-9])")),
+    _Detector("SECRET", re.compile(r"(?<![\w-])sk-(?:proj-|ant-)?[A-Za-z0-9_-]{20,128}(?![\w-])"), _token_ok),
+    _Detector("SECRET", re.compile(r"(?<!\w)gh[pousr]_[A-Za-z0-9]{36,80}(?!\w)")),
+    _Detector("SECRET", re.compile(r"(?<!\w)xox[abprs]-[A-Za-z0-9-]{10,72}(?!\w)"), _token_ok),
+    _Detector("SECRET", re.compile(r"-----BEGIN (?:[A-Z0-9]{1,10} ){0,2}PRIVATE KEY-----")),
+    _Detector("SECRET", re.compile(  # api_key = "...", token: ..., password=...
+        r"(?i)(?<![a-z])(?:api[_-]?key|apikey|secret(?:[_-]?key)?|access[_-]?key|auth[_-]?token|token|"
+        r"password|passwd)[\"']?\s{0,3}[:=]\s{0,3}[\"']?([A-Za-z0-9_./+=-]{16,128})"),
+        _high_entropy, group=1),
+    _Detector("SECRET", re.compile(r"(?<![A-Za-z0-9+/=])[A-Za-z0-9+/]{40,100}={0,2}(?![A-Za-z0-9+/=])"),
+              _blob_ok),
+)
+
+MAX_MATCH_CHARS: dict[str, int] = {
+    kind: max(d.max_chars for d in _DETECTORS if d.kind == kind) for kind in PII_KINDS
+}
+assert all(n < 1_000 for n in MAX_MATCH_CHARS.values()), f"an unbounded PII regex: {MAX_MATCH_CHARS}"

@@ -1,0 +1,107 @@
+"""PII detectors: adversarial positive formats, prose negatives, checksums and the bounded-width contract."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from lmforge.pii import MAX_MATCH_CHARS, PII_KINDS, find_pii, iban_ok, luhn_ok, scrub_pii
+
+POSITIVES = [
+    ("EMAIL", "write to bob.smith+news@mail.example.co.uk today", "bob.smith+news@mail.example.co.uk"),
+    ("EMAIL", "(x_y%z@sub-domain.io)", "x_y%z@sub-domain.io"),
+    ("PHONE", "call (202) 555-0143 now", "(202) 555-0143"),
+    ("PHONE", "call 202.555.0143.", "202.555.0143"),
+    ("PHONE", "call +1 202-555-0143", "+1 202-555-0143"),
+    ("PHONE", "london +44 20 7946 0958", "+44 20 7946 0958"),
+    ("PHONE", "paris +33612345678", "+33612345678"),
+    ("PHONE", "berlin +49 (30) 1234567", "+49 (30) 1234567"),
+    ("CREDIT_CARD", "visa 4111 1111 1111 1111 ok", "4111 1111 1111 1111"),
+    ("CREDIT_CARD", "mc 5500-0000-0000-0004", "5500-0000-0000-0004"),
+    ("CREDIT_CARD", "amex 378282246310005", "378282246310005"),
+    ("IBAN", "pay GB82 WEST 1234 5698 7654 32 now", "GB82 WEST 1234 5698 7654 32"),
+    ("IBAN", "pay DE89370400440532013000", "DE89370400440532013000"),
+    ("SSN", "ssn 536-22-1234.", "536-22-1234"),
+    ("SSN", "ssn 536 22 1234", "536 22 1234"),
+    ("IP_ADDRESS", "host 192.168.0.1.", "192.168.0.1"),
+    ("IP_ADDRESS", "v6 2001:0db8:85a3::8a2e:0370:7334 up", "2001:0db8:85a3::8a2e:0370:7334"),
+    ("SECRET", "key AKIAIOSFODNN7EXAMPLE", "AKIAIOSFODNN7EXAMPLE"),
+    ("SECRET", "OPENAI sk-proj-abc123DEF456ghi789JKL012", "sk-proj-abc123DEF456ghi789JKL012"),
+    ("SECRET", "gh ghp_" + "a1B2" * 9, "ghp_" + "a1B2" * 9),
+    ("SECRET", 'api_key = "Zx9fQ2mL8vR4tY7uP3kW"', "Zx9fQ2mL8vR4tY7uP3kW"),
+    ("SECRET", "TOKEN: 9f8e7d6c5b4a39281706abcdefXYZ", "9f8e7d6c5b4a39281706abcdefXYZ"),
+    ("SECRET", "-----BEGIN RSA PRIVATE KEY-----", "-----BEGIN RSA PRIVATE KEY-----"),
+    ("SECRET", "MIIEowIBAAKCAQEA3Tz2mr7SZiAMfQyuvBjM9Oi8qVGnHx4kX2aZ1Yb0sPq", None),
+]
+
+NEGATIVES = [
+    "In 1790, Congress met; in 1861-1865 the war went on.",
+    "Ge1:1 In the beginning God created the heaven and the earth. Ex20:13 Thou shalt not kill.",
+    "Python 3.11.2 and release v1.2.3.4 and numpy 1.26.4.",
+    "slice x[1::2] and std::cout and 12:30:45 and ratio 3:2:1",
+    "dates 2023-01-15 and 15.01.2023, pages 100-200, 1234567890, order #4111111111111112",
+    "ssn-like but invalid: 000-12-3456, 666-12-3456, 900-12-3456, 123-00-4567",
+    "not an ip 999.1.1.1 and 1.2.3.4.5",
+    "card with a bad checksum 4111 1111 1111 1112; sk-learn is a library; token: short",
+    "password: aaaaaaaaaaaaaaaaaaaa (no entropy)",
+    "The sum was $1,234,567.89 and 3,000,000 people voted.",
+    "IBAN-like GB00 WEST 1234 5698 7654 32 fails mod-97",
+]
+
+
+@pytest.mark.parametrize(("kind", "text", "expected"), POSITIVES)
+def test_detects_adversarial_formats(kind: str, text: str, expected: str | None) -> None:
+    matches = find_pii(text)
+    assert [m.kind for m in matches] == [kind], matches
+    assert expected is None or matches[0].text == expected
+    assert text[matches[0].start:matches[0].end] == matches[0].text
+
+
+@pytest.mark.parametrize("text", NEGATIVES)
+def test_ordinary_prose_numbers_are_not_pii(text: str) -> None:
+    assert find_pii(text) == []
+
+
+def test_scrub_replaces_and_counts_each_kind() -> None:
+    text = ("Mail a@b.io or c@d.org, call (202) 555-0143, card 4111-1111-1111-1111, "
+            "api_key=Zx9fQ2mL8vR4tY7uP3kW")
+    scrubbed, counts = scrub_pii(text)
+    assert scrubbed == "Mail <EMAIL> or <EMAIL>, call <PHONE>, card <CREDIT_CARD>, api_key=<SECRET>"
+    assert counts == {"EMAIL": 2, "PHONE": 1, "CREDIT_CARD": 1, "SECRET": 1}
+    assert find_pii(scrubbed) == []
+
+
+def test_matches_sorted_non_overlapping_and_filtered_by_kind() -> None:
+    text = "x 4111 1111 1111 1111 y bob@example.com z 10.0.0.1"
+    matches = find_pii(text)
+    assert [m.kind for m in matches] == ["CREDIT_CARD", "EMAIL", "IP_ADDRESS"]
+    assert all(a.end <= b.start for a, b in zip(matches, matches[1:], strict=False))
+    assert [m.kind for m in find_pii(text, kinds=["EMAIL"])] == ["EMAIL"]
+    with pytest.raises(ValueError, match="unknown PII kinds"):
+        find_pii(text, kinds=["NAME"])
+
+
+def test_checksums() -> None:
+    assert luhn_ok("4539 1488 0343 6467") and not luhn_ok("4539 1488 0343 6468")
+    assert iban_ok("FR1420041010050500013M02606") and not iban_ok("FR1420041010050500013M02607")
+
+
+def test_faker_generated_pii_is_found() -> None:
+    faker = pytest.importorskip("faker").Faker()
+    faker.seed_instance(7)
+    for _ in range(20):
+        for kind, value in [("EMAIL", faker.email()), ("IP_ADDRESS", faker.ipv4()),
+                            ("CREDIT_CARD", faker.credit_card_number(card_type="visa16")),
+                            ("IBAN", faker.iban()), ("SSN", faker.ssn())]:
+            matches = find_pii(f"record: {value}.")
+            assert [(m.kind, m.text) for m in matches] == [(kind, value)], (kind, value)
+
+
+def test_max_match_chars_bounds_every_kind() -> None:
+    assert set(MAX_MATCH_CHARS) == set(PII_KINDS)
+    assert all(0 < n < 1000 for n in MAX_MATCH_CHARS.values())
+    long_email = "a" * 64 + "@" + "b" * 60 + ".com"
+    (match,) = find_pii(long_email)
+    assert len(match.text) <= MAX_MATCH_CHARS["EMAIL"]
+    assert re.fullmatch(r"<EMAIL>", scrub_pii(long_email)[0])
