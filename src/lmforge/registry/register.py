@@ -142,7 +142,8 @@ def register_model(
 def download_model(cfg: LMForgeConfig, name: str, alias_or_version: str, dest: Path) -> Path:
     """Fetch a registered version's HF directory (for vLLM) into ``dest``; return the HF directory."""
     setup_tracking(cfg)
-    ref = f"models:/{name}@{alias_or_version}" if not alias_or_version.isdigit() else f"models:/{name}/{alias_or_version}"
+    sep = "/" if alias_or_version.isdigit() else "@"
+    ref = f"models:/{name}{sep}{alias_or_version}"
     local = Path(mlflow.artifacts.download_artifacts(artifact_uri=ref, dst_path=str(dest)))
     hf_dir = hf_model_path(local)
     if hf_dir is None or not (hf_dir / "config.json").is_file():
