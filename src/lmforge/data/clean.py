@@ -91,7 +91,7 @@ def _run(src: Path, dst: Path, steps: list[Step], quarantine: Quarantine) -> dic
 def _metrics(corpus: dict[str, Any], pairs: dict[str, Any], quarantine: Quarantine) -> dict[str, Any]:
     pii: Counter[str] = Counter()
     for part in (corpus, pairs):
-        pii.update(part["steps"]["scrub_pii"]["matches"])
+        pii.update(part["steps"].get("scrub_pii", {}).get("matches", {}))  # absent if the step is off
     total = {k: corpus[k] + pairs[k] for k in ("in", "kept", "quarantined")}
     check_accounted(total, "clean")
     return {**total, "rules": dict(sorted(quarantine.counts.items())), "pii": dict(sorted(pii.items())),
