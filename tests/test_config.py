@@ -55,3 +55,18 @@ def test_config_is_frozen() -> None:
     cfg = load_config("tiny")
     with pytest.raises(ValidationError):
         cfg.pretrain.train.max_steps = 1  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("profile", available_profiles())
+def test_every_profile_model_is_servable_by_vllm_cpu(profile: str) -> None:
+    # vLLM's CPU attention supports only these head sizes; a model outside them loads, then dies on a request.
+    from lmforge.serve.engine import CPU_HEAD_SIZES
+
+    cfg = load_config(profile)
+    for model in (cfg.pretrain.model, cfg.distill.student):
+        assert model.head_dim in CPU_HEAD_SIZES, (profile, model)
+
+
+def test_heads_must_divide_width() -> None:
+    with pytest.raises(ValidationError, match="must divide"):
+        load_config("tiny", ["pretrain.model.num_heads=3"])

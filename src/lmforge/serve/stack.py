@@ -1,0 +1,200 @@
+"""Start, stop and inspect one profile's serving stack: vLLM (detached) and the gateway in front of it.
+
+    info = start_stack(cfg, model_dir, "lmforge-tiny-student", "3", api_keys=["lmf-..."])
+    info.gateway_url                # http://127.0.0.1:8000, ready: a 1-token completion went through it
+    stack_status(cfg)               # {"running": True, "pids": {...}, "gateway_ready": True, ...}
+    stop_stack(cfg)
+
+Both servers run in their own sessions, so they outlive the command that started them; their pids, URLs
+and log folder are recorded in ``<state>/serve/<profile>.json`` (written before waiting, so a failed start
+can still be cleaned up). Starting a profile first stops whatever that file says is running for it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from lmforge import envs
+from lmforge.artifacts import write_json_atomic
+from lmforge.config import LMForgeConfig
+from lmforge.serve.engine import EngineError, VLLMEngine, deep_probe, log_tail, stop_process_group
+from lmforge.serve.settings import GatewaySettings
+
+# What each recorded pid must be running: never signal a pid that was reused by something else.
+_MARKERS = {"vllm": "vllm", "gateway": "lmforge.serve.gateway"}  # vLLM may retitle itself VLLM::...
+GATEWAY_READY_TIMEOUT_S = 60.0
+
+
+@dataclass(frozen=True)
+class StackInfo:
+    gateway_url: str
+    vllm_url: str
+    pids: dict[str, int]
+    log_dir: Path
+    model: str = ""
+    version: str = ""
+    vllm_ready_s: float | None = None  # seconds from launch to vLLM's first 1-token completion
+
+
+def state_path(cfg: LMForgeConfig) -> Path:
+    return envs.state_dir() / "serve" / f"{cfg.profile}.json"
+
+
+def start_stack(
+    cfg: LMForgeConfig, model_dir: Path, model_name: str, model_version: str, api_keys: list[str]
+) -> StackInfo:
+    if not api_keys:
+        raise ValueError("start_stack needs at least one API key for the gateway")
+    stop_stack(cfg)
+    serve = cfg.serve
+    for port in (serve.vllm_port, serve.gateway_port):
+        _require_free_port(serve.host, port)
+    log_dir = envs.state_dir() / "serve" / "logs" / cfg.profile
+    engine = VLLMEngine(model_dir, [model_name], serve, serve.vllm_port, log_dir / "vllm.log", detached=True)
+    engine.start()
+    gateway_url = f"http://{serve.host}:{serve.gateway_port}"
+    info = StackInfo(
+        gateway_url, engine.base_url, {"vllm": engine.pid or 0}, log_dir, model_name, model_version
+    )
+    _record(cfg, info)
+    try:
+        ready_s = engine.wait_ready(serve.startup_timeout_s)
+        settings = GatewaySettings.from_serve_config(
+            serve,
+            upstream_url=engine.base_url,
+            model_name=model_name,
+            model_version=model_version,
+            policy_path=cfg.resolve(serve.policy),
+            api_keys=api_keys,
+        )
+        settings_file = envs.state_dir() / "serve" / f"{cfg.profile}-gateway.json"
+        write_json_atomic(settings_file, settings.model_dump(mode="json"))  # key hashes only
+        gateway = _spawn_gateway(settings_file, serve.host, serve.gateway_port, log_dir / "gateway.log")
+        info = StackInfo(
+            gateway_url,
+            engine.base_url,
+            {**info.pids, "gateway": gateway.pid},
+            log_dir,
+            model_name,
+            model_version,
+            round(ready_s, 1),
+        )
+        _record(cfg, info)
+        _wait_gateway(gateway, gateway_url, model_name, api_keys[0], log_dir / "gateway.log")
+    except BaseException:
+        stop_stack(cfg)
+        raise
+    return info
+
+
+def stop_stack(cfg: LMForgeConfig) -> dict[str, Any]:
+    """Stop every process recorded for the profile (gateway first); forget the record."""
+    path = state_path(cfg)
+    if not path.is_file():
+        return {"profile": cfg.profile, "stopped": []}
+    state = json.loads(path.read_text())
+    stopped = []
+    for name in ("gateway", "vllm"):
+        pid = state.get("pids", {}).get(name)
+        if pid and _is_running(pid, _MARKERS[name]):
+            stop_process_group(pid)
+            stopped.append(name)
+    path.unlink(missing_ok=True)
+    return {"profile": cfg.profile, "stopped": stopped}
+
+
+def stack_status(cfg: LMForgeConfig) -> dict[str, Any]:
+    path = state_path(cfg)
+    if not path.is_file():
+        return {"profile": cfg.profile, "running": False}
+    state = json.loads(path.read_text())
+    alive = {name: _is_running(pid, _MARKERS[name]) for name, pid in state.get("pids", {}).items()}
+    try:
+        ready = httpx.get(f"{state['gateway_url']}/ready", timeout=5).status_code == 200
+    except httpx.HTTPError:
+        ready = False
+    return {
+        **state,
+        "profile": cfg.profile,
+        "running": all(alive.values()),
+        "alive": alive,
+        "gateway_ready": ready,
+    }
+
+
+def _record(cfg: LMForgeConfig, info: StackInfo) -> None:
+    state = {
+        **asdict(info),
+        "log_dir": str(info.log_dir),
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    write_json_atomic(state_path(cfg), state)
+
+
+def _spawn_gateway(settings_file: Path, host: str, port: int, log_path: Path) -> subprocess.Popen[bytes]:
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, **envs.offline_defaults(envs.state_dir())}
+    cmd = [
+        sys.executable,
+        "-m",
+        "lmforge.serve.gateway",
+        "--settings",
+        str(settings_file),
+        "--host",
+        host,
+        "--port",
+        str(port),
+    ]
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(
+            cmd,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+
+def _wait_gateway(proc: subprocess.Popen[bytes], url: str, model: str, key: str, log_path: Path) -> None:
+    """The deep probe through the gateway: auth, filter and vLLM all answer one 1-token completion."""
+    deadline = time.monotonic() + GATEWAY_READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise EngineError(
+                f"the gateway exited with code {proc.returncode}; log {log_path}:\n{log_tail(log_path)}"
+            )
+        if deep_probe(url, model, timeout=10.0, api_key=key):
+            return
+        time.sleep(0.3)
+    raise EngineError(
+        f"the gateway did not answer within {GATEWAY_READY_TIMEOUT_S:.0f}s; log {log_path}:\n"
+        f"{log_tail(log_path)}"
+    )
+
+
+def _require_free_port(host: str, port: int) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        if sock.connect_ex((host, port)) == 0:
+            raise EngineError(
+                f"port {port} on {host} is already in use: stop what holds it or change "
+                "serve.vllm_port / serve.gateway_port in the profile"
+            )
+
+
+def _is_running(pid: int, marker: str) -> bool:
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return False
+    return marker in cmdline.lower()

@@ -1,0 +1,70 @@
+"""VLLMEngine without vLLM: the command it builds, model-dir checks, fail-fast on a dying process, stop."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from lmforge.config import ServeConfig
+from lmforge.serve.engine import EngineError, VLLMEngine, check_model_dir
+
+
+def _engine(model_dir: Path, tmp_path: Path, **cfg: object) -> VLLMEngine:
+    return VLLMEngine(model_dir, ["m", "alias"], ServeConfig(**cfg), 8123, tmp_path / "vllm.log")
+
+
+def test_command_and_environment(tmp_path: Path) -> None:
+    engine = _engine(tmp_path, tmp_path, max_model_len=128, kv_cache_gib=0.5)
+    cmd = engine.command()
+    assert cmd[:3] == [sys.executable, "-m", "vllm.entrypoints.openai.api_server"]
+    assert cmd[cmd.index("--served-model-name") + 1:][:2] == ["m", "alias"]
+    assert "--enforce-eager" in cmd and cmd[cmd.index("--max-model-len") + 1] == "128"
+    assert cmd[cmd.index("--host") + 1] == "127.0.0.1" and engine.base_url == "http://127.0.0.1:8123"
+    env = engine.environment()
+    assert env["VLLM_CPU_KVCACHE_SPACE"] == "1" and env["HF_HUB_OFFLINE"] == "1" and env["VLLM_HOST_IP"]
+
+
+def test_missing_or_invalid_model_dir_fails_before_launch(tmp_path: Path) -> None:
+    with pytest.raises(EngineError, match="does not exist"):
+        _engine(tmp_path / "nope", tmp_path).start()
+    (tmp_path / "config.json").write_text("{not json")
+    with pytest.raises(EngineError, match="config.json missing or invalid"):
+        check_model_dir(tmp_path)
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(EngineError, match="no weights"):
+        check_model_dir(tmp_path)
+
+
+def _fake_model(tmp_path: Path) -> Path:
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    (model / "model.safetensors").write_bytes(b"")
+    (model / "tokenizer.json").write_text("{}")
+    return model
+
+
+def test_dying_server_fails_fast_with_log_tail(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = _engine(_fake_model(tmp_path), tmp_path)
+    script = "import sys; print('CUDA? no: model failed to load'); sys.exit(3)"
+    monkeypatch.setattr(engine, "command", lambda: [sys.executable, "-c", script])
+    began = time.monotonic()
+    with engine, pytest.raises(EngineError, match="exited with code 3") as err:
+        engine.wait_ready(timeout=60)
+    assert "model failed to load" in str(err.value) and time.monotonic() - began < 30
+
+
+def test_stop_ends_the_process_group(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = _engine(_fake_model(tmp_path), tmp_path)
+    script = "import subprocess, time; subprocess.Popen(['sleep', '60']); time.sleep(60)"
+    monkeypatch.setattr(engine, "command", lambda: [sys.executable, "-c", script])
+    engine.start()
+    assert engine.alive() and engine.pid
+    with pytest.raises(EngineError, match="did not answer"):
+        engine.wait_ready(timeout=0.3)
+    engine.stop(timeout=5)
+    assert not engine.alive() and engine.pid is None
