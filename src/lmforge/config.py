@@ -89,7 +89,8 @@ class TrainConfig(_Section):
     warmup_steps: int = Field(30, description="Linear warm-up steps.")
     weight_decay: float = Field(0.1, description="AdamW decay on matrices (not norms, biases, embeddings).")
     grad_clip: float = Field(1.0, description="Gradient norm clip.")
-    precision: str = Field("bf16-mixed", description="Lightning precision: 32-true, bf16-mixed ...")
+    precision: str = Field("32-true", description="Lightning precision: 32-true, bf16-mixed (GPU; on CPU autocast "
+                                                  "to bf16 ran ~2-10x slower than fp32 here) ...")
     compile: bool = Field(False, description="torch.compile the model.")
     val_every: int = Field(100, description="Validate every N steps.")
     val_batches: int = Field(8, description="Validation batches per check.")
@@ -127,6 +128,7 @@ class DistillConfig(_Section):
     temperature: float = Field(2.0, description="Softmax temperature of teacher and student.")
     kl: Literal["forward", "reverse", "mix"] = Field("forward", description="KL direction.")
     top_k: int = Field(32, description="Teacher log-probs kept per token in the logit cache.")
+    decode_new_tokens: int = Field(32, description="New tokens per prompt when timing teacher vs student decode.")
     gate: DistillGateConfig = DistillGateConfig()
 
 

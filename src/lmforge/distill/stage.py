@@ -1,0 +1,186 @@
+"""Distill stage: a student half the teacher's size or less, trained with and without the teacher, then a gate.
+
+    lmforge distill --profile tiny           # or: python -m flows.distill
+    run_distill(load_config("tiny"))         # DistillResult; raises GateFailed when the gate fails
+
+Data: both students train on the *pretraining* shards (same windows, steps and seed, same initial weights),
+and all three models are scored on the pretraining val split with one protocol
+(``lmforge.train.evaluate``). General text is where a small model has most to learn from a teacher's soft
+targets, and the one val split keeps teacher, KD student and baseline directly comparable.
+
+Writes ``models/student`` (KD), ``models/baseline`` (no teacher), ``reports/distill.json`` (perplexities,
+decode speeds, gate verdict) and one MLflow run per student (``lmforge.role=student|baseline``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from transformers import AutoTokenizer, LlamaForCausalLM
+
+from lmforge import envs
+from lmforge.artifacts import require_complete, write_json_atomic
+from lmforge.config import LMForgeConfig
+from lmforge.distill.module import DistillModule
+from lmforge.train.data import pretrain_datamodule, read_manifest
+from lmforge.train.evaluate import decode_speed, evaluate_perplexity, perplexity_of, unigram_perplexity
+from lmforge.train.loop import (
+    TrainResult,
+    data_hash,
+    export_model,
+    find_resume_checkpoint,
+    fit,
+    log_final_metrics,
+    log_params,
+    mlflow_logger,
+    stage_meta,
+)
+from lmforge.train.model import build_model, count_parameters
+from lmforge.train.module import CausalLMModule
+
+MAX_STUDENT_FRACTION = 0.5
+DECODE_PROMPTS = 4
+DECODE_REPEATS = 3  # best of 3, interleaved: decode timing on shared CPUs is noisy
+
+
+class GateFailed(RuntimeError):
+    """The KD student missed the distillation gate; the message holds the measured figures."""
+
+
+class StudentTooLarge(ValueError):
+    """``distill.student`` has more than half the teacher's parameters."""
+
+
+@dataclass(frozen=True)
+class DistillResult:
+    student: TrainResult
+    baseline: TrainResult
+    report_path: Path
+    gate: dict[str, Any]
+
+
+def run_distill(cfg: LMForgeConfig, tags: dict[str, str] | None = None) -> DistillResult:
+    """Train the KD student and the no-KD baseline, measure all three models, apply ``distill.gate``."""
+    envs.apply_offline_defaults()
+    paths = cfg.paths
+    teacher_dir = paths.models / "teacher"
+    require_complete(teacher_dir, "teacher model")
+    require_complete(paths.shards, "token shards")
+    teacher_meta = json.loads((teacher_dir / "lmforge.json").read_text())
+    teacher = LlamaForCausalLM.from_pretrained(teacher_dir).eval()
+    check_student_size(cfg, count_parameters(teacher))
+
+    trained = {role: train_student(cfg, role, teacher if role == "student" else None, teacher_meta, tags)
+               for role in ("student", "baseline")}
+    report = measure(cfg, teacher_dir, trained)
+    report["gate"] = apply_gate(cfg, report)
+    out = paths.reports / "distill.json"
+    write_json_atomic(out, report)
+    if not report["gate"]["passed"]:
+        raise GateFailed(f"distillation gate failed: {report['gate']['reason']} (report: {out})")
+    return DistillResult(trained["student"], trained["baseline"], out, report["gate"])
+
+
+def check_student_size(cfg: LMForgeConfig, teacher_params: int) -> int:
+    manifest = read_manifest(cfg.paths.shards)
+    student = build_model(cfg.distill.student, manifest["vocab_size"], 0, 0, 0)
+    n = count_parameters(student)
+    if n > MAX_STUDENT_FRACTION * teacher_params:
+        raise StudentTooLarge(f"distill.student has {n:,} parameters, more than {MAX_STUDENT_FRACTION} x the "
+                              f"teacher's {teacher_params:,}: shrink distill.student in configs/{cfg.profile}.yaml")
+    return n
+
+
+def train_student(cfg: LMForgeConfig, role: str, teacher: LlamaForCausalLM | None, teacher_meta: dict[str, Any],
+                  tags: dict[str, str] | None) -> TrainResult:
+    """One student run: KD when ``teacher`` is given, plain cross-entropy otherwise; same seed and data."""
+    paths, section, train = cfg.paths, cfg.distill, cfg.distill.train
+    manifest = read_manifest(paths.shards)
+    L.seed_everything(train.seed, verbose=False)  # identical initial weights for student and baseline
+    model = build_model(section.student, manifest["vocab_size"], manifest["bos_id"], manifest["eos_id"],
+                        manifest["pad_id"])
+    module = DistillModule(model, teacher, section) if teacher is not None else CausalLMModule(model, train)
+    datamodule = pretrain_datamodule(paths.shards, train.seq_len, train.batch_size, train.seed, train.val_batches,
+                                     manifest["pad_id"])
+    teacher_run = teacher_meta.get("run_id") or ""
+    identity = {"stage": "distill", "role": role, "kd": _kd_identity(cfg), "teacher_run": teacher_run,
+                "data": data_hash(paths.shards)}
+    ckpt_dir = paths.checkpoints / "distill" / role
+    resume, meta = find_resume_checkpoint(ckpt_dir, identity, module)
+    run_tags = {**(tags or {}), "lmforge.role": role, "lmforge.teacher_run": teacher_run,
+                "lmforge.parent_run": teacher_run}
+    logger = mlflow_logger(cfg, "distill", run_tags, run_name=f"distill-{role}-{cfg.profile}",
+                           run_id=meta.get("run_id"))
+    log_params(logger, {**section.model_dump(mode="json"), "role": role})
+    outcome = fit(module, datamodule, train, ckpt_dir, logger, identity, resume_from=resume)
+
+    val = perplexity_of(module.model.cpu(), AutoTokenizer.from_pretrained(paths.tokenizer), paths.shards, "val",
+                        seq_len=train.seq_len)
+    metrics = {"val_loss": val["loss"], "val_ppl": val["ppl"], "val_bits_per_byte": val["bits_per_byte"],
+               "train_loss": outcome.train_loss, "global_step": outcome.global_step, "wall_s": outcome.wall_s,
+               "parameters": count_parameters(module.model)}
+    log_final_metrics(logger, metrics, outcome.global_step)
+    out = export_model(module.model, paths.models / "teacher", paths.models / role,
+                       stage_meta("distill", logger.run_id, section.model_dump(mode="json"), paths.shards, run_tags,
+                                  metrics, role=role, teacher_run=teacher_run))
+    return TrainResult(model_dir=out, run_id=logger.run_id, metrics=metrics)
+
+
+def _kd_identity(cfg: LMForgeConfig) -> str:
+    """What a resumable student checkpoint must share: the student shape and the KD settings."""
+    d = cfg.distill
+    return f"{d.student.digest()}-{d.alpha}-{d.temperature}-{d.kl}-{d.top_k}"
+
+
+def measure(cfg: LMForgeConfig, teacher_dir: Path, trained: dict[str, TrainResult]) -> dict[str, Any]:
+    """Val perplexity of teacher, student and baseline (one protocol), decode speed of teacher vs student."""
+    paths, seq_len = cfg.paths, cfg.distill.train.seq_len
+    teacher_val = evaluate_perplexity(teacher_dir, paths.shards, "val", seq_len=seq_len)
+    prompts = _decode_prompts(paths.shards)
+    speeds: dict[str, list[float]] = {"teacher": [], "student": []}
+    for _ in range(DECODE_REPEATS):
+        for role, model_dir in (("teacher", teacher_dir), ("student", trained["student"].model_dir)):
+            speeds[role].append(decode_speed(model_dir, prompts, cfg.distill.decode_new_tokens))
+    report: dict[str, Any] = {
+        "teacher": {"val_ppl": teacher_val["ppl"], "val_bits_per_byte": teacher_val["bits_per_byte"],
+                    "decode_tok_s": max(speeds["teacher"]),
+                    "parameters": count_parameters(LlamaForCausalLM.from_pretrained(teacher_dir))},
+        "protocol": {"split": "val", "seq_len": seq_len, "stride": seq_len, "tokens": teacher_val["tokens"],
+                     "decode": f"HF generate greedy, batch 1, {len(prompts)} prompts x "
+                               f"{cfg.distill.decode_new_tokens} new tokens, best of {DECODE_REPEATS}"},
+        "unigram_ppl": unigram_perplexity(paths.shards),
+        "data": "pretraining shards (train windows; val split for perplexity)",
+    }
+    for role, result in trained.items():
+        report[role] = {"val_ppl": result.metrics["val_ppl"], "val_bits_per_byte": result.metrics["val_bits_per_byte"],
+                        "parameters": result.metrics["parameters"], "run_id": result.run_id}
+    report["student"]["decode_tok_s"] = max(speeds["student"])
+    return report
+
+
+def apply_gate(cfg: LMForgeConfig, report: dict[str, Any]) -> dict[str, Any]:
+    gate = cfg.distill.gate
+    t, s, b = report["teacher"], report["student"], report["baseline"]
+    ppl_ratio, speedup = s["val_ppl"] / t["val_ppl"], s["decode_tok_s"] / t["decode_tok_s"]
+    failures = []
+    if ppl_ratio > gate.max_ppl_ratio:
+        failures.append(f"student/teacher ppl {s['val_ppl']:.2f}/{t['val_ppl']:.2f} = {ppl_ratio:.3f} > "
+                        f"{gate.max_ppl_ratio}")
+    if speedup < gate.min_speedup:
+        failures.append(f"decode speedup {s['decode_tok_s']:.1f}/{t['decode_tok_s']:.1f} tok/s = {speedup:.2f} < "
+                        f"{gate.min_speedup}")
+    if gate.require_beats_baseline and not s["val_ppl"] < b["val_ppl"]:
+        failures.append(f"KD student ppl {s['val_ppl']:.2f} does not beat the no-KD baseline's {b['val_ppl']:.2f}")
+    return {"passed": not failures, "reason": "; ".join(failures) or "all checks passed",
+            "ppl_ratio": ppl_ratio, "speedup": speedup, "beats_baseline": s["val_ppl"] < b["val_ppl"],
+            "thresholds": gate.model_dump(mode="json")}
+
+
+def _decode_prompts(shards: Path) -> list[str]:
+    sft = read_manifest(shards)["sft"]
+    lines = (Path(shards) / sft["val"]).read_text().splitlines()
+    return [json.loads(line)["prompt"] for line in lines[:DECODE_PROMPTS] if line.strip()]

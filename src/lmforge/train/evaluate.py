@@ -1,0 +1,97 @@
+"""Model evaluation with one fixed protocol, so teacher, student and baseline are comparable.
+
+Perplexity protocol (``evaluate_perplexity``): the split's token stream (shards concatenated in manifest
+order, cut at ``max_tokens``) is scored in windows of ``seq_len`` tokens that start every ``stride`` tokens;
+each window scores only the tokens the previous window did not (Hugging Face's sliding-window recipe), so
+every token after the first is scored exactly once. ``stride == seq_len`` (the default) gives
+non-overlapping windows. Bits per byte divide the total NLL by the UTF-8 bytes of the scored tokens decoded
+without special tokens, which makes models with different tokenizers comparable.
+
+    evaluate_perplexity(models / "student", shards, seq_len=128)  # {"loss", "ppl", "bits_per_byte", ...}
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
+
+from lmforge.train.data import load_split, read_manifest
+
+
+@torch.no_grad()
+def evaluate_perplexity(model_dir: Path, shards_dir: Path, split: str = "val", seq_len: int | None = None,
+                        stride: int | None = None, max_tokens: int | None = None) -> dict[str, float]:
+    """Token-level perplexity and bits per byte of the exported model on a shard split (protocol above)."""
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    return perplexity_of(model, AutoTokenizer.from_pretrained(model_dir), shards_dir, split, seq_len, stride,
+                         max_tokens)
+
+
+@torch.no_grad()
+def perplexity_of(model: PreTrainedModel, tokenizer: Any, shards_dir: Path, split: str = "val",
+                  seq_len: int | None = None, stride: int | None = None,
+                  max_tokens: int | None = None) -> dict[str, float]:
+    """``evaluate_perplexity`` on a model in memory (on its current device)."""
+    was_training = model.training
+    model.eval()
+    seq_len = seq_len or model.config.max_position_embeddings
+    stride = stride or seq_len
+    if not 0 < stride <= seq_len:
+        raise ValueError(f"stride must be in (0, seq_len={seq_len}], got {stride}")
+    tokens = np.concatenate([np.asarray(s) for s in load_split(shards_dir, split)]).astype(np.int64)
+    tokens = torch.from_numpy(tokens[:max_tokens] if max_tokens else tokens)  # (N,)
+    nll, scored, prev_end = 0.0, 0, 0
+    for begin in range(0, len(tokens) - 1, stride):
+        end = min(begin + seq_len + 1, len(tokens))  # +1: the window's inputs and shifted targets
+        window = tokens[begin:end].unsqueeze(0).to(model.device)  # (1, W+1)
+        logits = model(input_ids=window[:, :-1]).logits.float()  # (1, W, V)
+        targets = window[:, 1:].clone()  # (1, W)
+        fresh = end - max(prev_end, begin + 1)  # targets not scored by the previous window
+        targets[:, : targets.shape[1] - fresh] = -100
+        nll += F.cross_entropy(logits[0], targets[0], ignore_index=-100, reduction="sum").item()
+        scored += fresh
+        prev_end = end
+        if end == len(tokens):
+            break
+    model.train(was_training)
+    n_bytes = len(tokenizer.decode(tokens[1:1 + scored].tolist(), skip_special_tokens=True).encode("utf-8"))
+    loss = nll / max(scored, 1)
+    return {"loss": loss, "ppl": math.exp(loss), "bits_per_byte": nll / math.log(2) / max(n_bytes, 1),
+            "tokens": scored, "bytes": n_bytes, "seq_len": seq_len, "stride": stride}
+
+
+def unigram_perplexity(shards_dir: Path) -> float:
+    """Perplexity on val of an add-one (Laplace) unigram model counted on train: the bar any LM must clear."""
+    vocab = int(read_manifest(shards_dir)["vocab_size"])
+    counts = np.zeros(vocab, dtype=np.float64)
+    for shard in load_split(shards_dir, "train"):
+        counts += np.bincount(np.asarray(shard), minlength=vocab)[:vocab]
+    log_p = np.log(counts + 1.0) - np.log(counts.sum() + vocab)  # (V,)
+    val = np.concatenate([np.asarray(s) for s in load_split(shards_dir, "val")]).astype(np.int64)
+    return float(math.exp(-log_p[val].mean()))
+
+
+@torch.no_grad()
+def decode_speed(model_dir: Path, prompts: list[str], max_new_tokens: int = 32) -> float:
+    """Greedy HF ``generate`` throughput in new tokens per second, batch 1, after one warm-up call.
+
+    ``min_new_tokens`` forces exactly ``max_new_tokens`` per prompt, so an early eos cannot flatter a model.
+    """
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    encoded = [tokenizer(p, return_tensors="pt") for p in prompts]
+    kwargs: dict[str, Any] = {"max_new_tokens": max_new_tokens, "min_new_tokens": max_new_tokens,
+                              "do_sample": False, "pad_token_id": tokenizer.pad_token_id}
+    model.generate(**encoded[0], **kwargs)  # warm-up: allocator, kernels
+    start, new_tokens = time.perf_counter(), 0
+    for enc in encoded:
+        out = model.generate(**enc, **kwargs)  # (1, prompt + new)
+        new_tokens += out.shape[1] - enc["input_ids"].shape[1]
+    return new_tokens / (time.perf_counter() - start)

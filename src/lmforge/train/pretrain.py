@@ -1,0 +1,68 @@
+"""Pretrain stage: token shards + tokenizer → ``models/pretrain`` (a Hugging Face Llama), one MLflow run.
+
+    lmforge pretrain --profile tiny          # or: python -m flows.train
+    run_pretrain(load_config("tiny"))        # TrainResult(model_dir, run_id, metrics)
+
+Reads ``cfg.pretrain`` and ``cfg.paths.{shards,tokenizer}``; checkpoints to ``checkpoints/pretrain/`` and
+resumes from the newest good checkpoint there, so a killed run loses at most ``ckpt_every`` steps.
+"""
+
+from __future__ import annotations
+
+import lightning as L
+from transformers import AutoTokenizer
+
+from lmforge import envs
+from lmforge.artifacts import require_complete
+from lmforge.config import LMForgeConfig
+from lmforge.train.data import pretrain_datamodule, read_manifest
+from lmforge.train.evaluate import perplexity_of, unigram_perplexity
+from lmforge.train.loop import (
+    TrainResult,
+    data_hash,
+    export_model,
+    find_resume_checkpoint,
+    fit,
+    log_final_metrics,
+    log_params,
+    mlflow_logger,
+    stage_meta,
+)
+from lmforge.train.model import build_model, count_parameters
+from lmforge.train.module import CausalLMModule
+
+
+def run_pretrain(cfg: LMForgeConfig, tags: dict[str, str] | None = None) -> TrainResult:
+    """Train ``cfg.pretrain.model`` from scratch on the train shards and export it to ``models/pretrain``."""
+    envs.apply_offline_defaults()
+    section, paths, train = cfg.pretrain, cfg.paths, cfg.pretrain.train
+    require_complete(paths.shards, "token shards")
+    require_complete(paths.tokenizer, "tokenizer")
+    manifest = read_manifest(paths.shards)
+
+    L.seed_everything(train.seed, verbose=False)  # same seed, same initial weights
+    model = build_model(section.model, manifest["vocab_size"], manifest["bos_id"], manifest["eos_id"],
+                        manifest["pad_id"])
+    module = CausalLMModule(model, train)
+    datamodule = pretrain_datamodule(paths.shards, train.seq_len, train.batch_size, train.seed,
+                                     train.val_batches, manifest["pad_id"])
+
+    ckpt_dir = paths.checkpoints / "pretrain"
+    identity = {"stage": "pretrain", "model": section.model.digest(), "data": data_hash(paths.shards)}
+    resume, meta = find_resume_checkpoint(ckpt_dir, identity, module)
+    logger = mlflow_logger(cfg, "pretrain", tags, run_name=f"pretrain-{cfg.profile}", run_id=meta.get("run_id"))
+    log_params(logger, section.model_dump(mode="json"))
+    outcome = fit(module, datamodule, train, ckpt_dir, logger, identity, resume_from=resume)
+
+    # Measured with the same protocol the distill stage uses (non-overlapping seq_len windows of val).
+    val = perplexity_of(module.model.cpu(), AutoTokenizer.from_pretrained(paths.tokenizer), paths.shards, "val",
+                        seq_len=train.seq_len)
+    metrics = {"val_loss": val["loss"], "val_ppl": val["ppl"], "val_bits_per_byte": val["bits_per_byte"],
+               "unigram_ppl": unigram_perplexity(paths.shards), "train_loss": outcome.train_loss,
+               "global_step": outcome.global_step, "wall_s": outcome.wall_s,
+               "parameters": count_parameters(module.model)}
+    log_final_metrics(logger, metrics, outcome.global_step)
+    out = export_model(module.model, paths.tokenizer, paths.models / "pretrain",
+                       stage_meta("pretrain", logger.run_id, section.model_dump(mode="json"), paths.shards, tags,
+                                  metrics, resumed_from=str(outcome.resumed_from or "")))
+    return TrainResult(model_dir=out, run_id=logger.run_id, metrics=metrics)

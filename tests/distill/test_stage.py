@@ -1,0 +1,65 @@
+"""The distill stage on tiny fixtures: both students exported and logged, the report, the gate, the size check."""
+
+from __future__ import annotations
+
+import json
+
+import mlflow
+import pytest
+from transformers import AutoModelForCausalLM
+
+from lmforge.config import LMForgeConfig
+from lmforge.distill.stage import GateFailed, StudentTooLarge, run_distill
+from lmforge.train.finetune import run_finetune
+from lmforge.train.pretrain import run_pretrain
+
+
+def _with_gate(cfg: LMForgeConfig, **gate) -> LMForgeConfig:
+    distill = cfg.distill.model_copy(update={"gate": cfg.distill.gate.model_copy(update=gate)})
+    return cfg.model_copy(update={"distill": distill})
+
+
+@pytest.fixture
+def teacher_cfg(stage_cfg: LMForgeConfig) -> LMForgeConfig:
+    run_pretrain(stage_cfg)
+    run_finetune(stage_cfg)
+    return stage_cfg
+
+
+@pytest.mark.slow
+def test_distill_exports_both_students_and_reports(teacher_cfg: LMForgeConfig) -> None:
+    cfg = _with_gate(teacher_cfg, max_ppl_ratio=100.0, min_speedup=0.0, require_beats_baseline=False)
+    result = run_distill(cfg, tags={"lmforge.git_commit": "abc"})
+    report = json.loads((cfg.paths.reports / "distill.json").read_text())
+    assert result.gate["passed"] and report["gate"]["passed"]
+    for role in ("teacher", "student", "baseline"):
+        assert report[role]["val_ppl"] > 1
+    assert report["student"]["parameters"] == report["baseline"]["parameters"] <= report["teacher"]["parameters"] / 2
+    assert report["student"]["decode_tok_s"] > 0 and report["teacher"]["decode_tok_s"] > 0
+    teacher_run = json.loads((cfg.paths.models / "teacher" / "lmforge.json").read_text())["run_id"]
+    client = mlflow.MlflowClient(cfg.tracking_uri())
+    for role, trained in (("student", result.student), ("baseline", result.baseline)):
+        assert (cfg.paths.models / role / "_COMPLETE").is_file()
+        AutoModelForCausalLM.from_pretrained(cfg.paths.models / role)
+        tags = client.get_run(trained.run_id).data.tags
+        assert (tags["lmforge.stage"], tags["lmforge.role"], tags["lmforge.teacher_run"]) == ("distill", role,
+                                                                                             teacher_run)
+    assert "train/kd" in client.get_run(result.student.run_id).data.metrics
+    assert "train/kd" not in client.get_run(result.baseline.run_id).data.metrics
+
+
+@pytest.mark.slow
+def test_failed_gate_raises_with_the_figures_and_still_writes_the_report(teacher_cfg: LMForgeConfig) -> None:
+    cfg = _with_gate(teacher_cfg, min_speedup=1000.0)
+    with pytest.raises(GateFailed, match=r"decode speedup .* tok/s = .* < 1000"):
+        run_distill(cfg)
+    report = json.loads((cfg.paths.reports / "distill.json").read_text())
+    assert report["gate"]["passed"] is False and "speedup" in report["gate"]["reason"]
+
+
+@pytest.mark.slow
+def test_a_student_over_half_the_teacher_is_refused(teacher_cfg: LMForgeConfig) -> None:
+    big = teacher_cfg.distill.student.model_copy(update={"hidden_size": 32, "num_layers": 2, "intermediate_size": 64})
+    cfg = teacher_cfg.model_copy(update={"distill": teacher_cfg.distill.model_copy(update={"student": big})})
+    with pytest.raises(StudentTooLarge, match="more than 0.5 x the teacher"):
+        run_distill(cfg)
