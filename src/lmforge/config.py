@@ -128,6 +128,11 @@ class DistillConfig(_Section):
     temperature: float = Field(2.0, description="Softmax temperature of teacher and student.")
     kl: Literal["forward", "reverse", "mix"] = Field("forward", description="KL direction.")
     top_k: int = Field(32, description="Teacher log-probs kept per token in the logit cache.")
+    sft_share: float = Field(
+        0.5, ge=0.0, le=1.0,
+        description="Share of training items that are chat-formatted instruction pairs (the rest: pretraining "
+        "windows), for the KD student and the no-KD baseline alike.",
+    )
     decode_new_tokens: int = Field(32, description="New tokens per prompt when timing teacher vs student decode.")
     gate: DistillGateConfig = DistillGateConfig()
 

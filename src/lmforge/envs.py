@@ -72,8 +72,11 @@ def offline_defaults(state: Path) -> dict[str, str]:
         "PREFECT_LOCAL_STORAGE_PATH": str(state / "prefect" / "storage"),
         "PREFECT_MEMO_STORE_PATH": str(state / "prefect" / "memo_store.toml"),
         "PREFECT_LOGGING_LEVEL": "WARNING",
+        # The temporary server migrates a fresh SQLite DB on first start: 20 s is too short on 2 busy cores.
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
         # MLflow: telemetry ignores DO_NOT_TRACK, so switch it off by name; config dir out of ~.
         "MLFLOW_DISABLE_TELEMETRY": "true",
+        "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
         "XDG_CONFIG_HOME": str(state / "xdg"),
         # DVC: no analytics, site cache in the tree.
         "DVC_NO_ANALYTICS": "1",

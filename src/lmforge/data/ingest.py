@@ -3,15 +3,24 @@
     lmforge ingest                       # data/sample/{corpus,pairs}.jsonl.gz -> runs/<profile>/raw/
     lmforge ingest --input my.jsonl      # a file (or a folder of *.jsonl[.gz]) of prose and/or pairs
 
-A line that cannot be read (bad UTF-8, not JSON, not an object, missing or non-text fields) goes to
-``raw/quarantine.jsonl`` with its reason, file and line number: never a crash, never dropped silently.
+A line that cannot be read goes to ``raw/quarantine.jsonl`` with its reason, file and line number: never a
+crash, never dropped silently. Reasons: ``undecodable`` (not UTF-8), ``lone_surrogate`` (a ``\\udXXX`` escape
+that is half a character: no UTF-8 file can hold it), ``invalid_json`` (truncated, garbage, nested too deep),
+``not_an_object``, ``missing_fields``, ``wrong_field_type``, ``duplicate_id`` (an id already used by an
+earlier record of the same kind: the gate requires unique ids), and ``line_too_long`` (a line longer than
+``max_line_bytes(cfg)``, skipped in chunks without ever being held whole, so a binary file without newlines
+cannot exhaust memory). A file that cannot be read at all (a corrupt ``.gz``) is a ``ValueError`` naming it,
+and ``raw/`` is then left as it was.
 Missing optional fields get defaults (``id`` from file and line, ``source`` from the file name, ``license``
 "unknown"). ``data.max_docs`` / ``data.max_pairs`` keep the first N usable records in file order.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
+import zlib
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -23,6 +32,13 @@ from lmforge.data.records import JsonlWriter, Record, open_text, public
 
 SAMPLE_FILES = ("corpus.jsonl.gz", "pairs.jsonl.gz")
 _MAX_QUARANTINED_LINE = 2_000  # characters of a bad line kept for a human to look at
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_CHUNK = 1 << 20  # bytes read at a time while skipping an over-long line
+
+
+def max_line_bytes(cfg: LMForgeConfig) -> int:
+    """Longest line ingest parses: 16 bytes per allowed character (JSON escapes and spacing), at least 1 MiB."""
+    return max(16 * cfg.data.max_chars, 1 << 20)
 
 
 @dataclass(frozen=True)
@@ -41,18 +57,23 @@ def ingest(cfg: LMForgeConfig, input_path: Path | None = None) -> IngestResult:
     limits = {"docs": cfg.data.max_docs, "pairs": cfg.data.max_pairs}
     counts: Counter[str] = Counter()
     reasons: Counter[str] = Counter()
+    seen_ids: dict[str, set[bytes]] = {"docs": set(), "pairs": set()}  # 8-byte digests: ~60 B per record
     manifest = {"stage": "ingest", "inputs": {str(f): sha256_file(f) for f in files},
                 "config": cfg.data.model_dump(mode="json")}
     with atomic_dir(cfg.paths.raw, manifest) as tmp, JsonlWriter(tmp / "corpus.jsonl") as docs, \
             JsonlWriter(tmp / "pairs.jsonl") as pairs, JsonlWriter(tmp / "quarantine.jsonl") as quarantine:
         for path in files:
-            for record, reason, lineno, line in _parse_lines(path):
+            for record, reason, lineno, line in _parse_lines(path, max_line_bytes(cfg)):
+                kind = "pairs" if "prompt" in record else "docs"
+                if not reason:
+                    digest = hashlib.blake2b(record["id"].encode(), digest_size=8).digest()
+                    reason = "duplicate_id" if digest in seen_ids[kind] else None
+                    seen_ids[kind].add(digest)
                 if reason:
                     reasons[reason] += 1
                     quarantine.write({"reason": reason, "file": str(path), "line": lineno,
                                       "text": line[:_MAX_QUARANTINED_LINE]})
                     continue
-                kind = "pairs" if "prompt" in record else "docs"
                 limit = limits[kind]
                 if limit is not None and counts[kind] >= limit:
                     counts["over_limit"] += 1
@@ -60,9 +81,11 @@ def ingest(cfg: LMForgeConfig, input_path: Path | None = None) -> IngestResult:
                 (pairs if kind == "pairs" else docs).write(record)
                 counts[kind] += 1
         if counts["docs"] + counts["pairs"] == 0:
-            first = f" (first reason: {next(iter(reasons))})" if reasons else ""
+            if not reasons:
+                raise ValueError(f"no records in {', '.join(map(str, files))}: only blank lines")
             raise ValueError(f"no usable records in {', '.join(map(str, files))}: {sum(reasons.values())} "
-                             f"bad lines{first}; prose needs 'text', pairs need 'prompt' and 'response'")
+                             f"bad lines (first reason: {next(iter(reasons))}); prose needs 'text', "
+                             "pairs need 'prompt' and 'response'")
         manifest.update(docs=counts["docs"], pairs=counts["pairs"], quarantined=sum(reasons.values()))
     return IngestResult(docs=counts["docs"], pairs=counts["pairs"], quarantined=sum(reasons.values()),
                         over_limit=counts["over_limit"], reasons=dict(reasons),
@@ -90,25 +113,42 @@ def _input_files(cfg: LMForgeConfig, input_path: Path | None) -> list[Path]:
     return [path]
 
 
-def _parse_lines(path: Path) -> Iterator[tuple[Record, str | None, int, str]]:
+def _parse_lines(path: Path, max_bytes: int) -> Iterator[tuple[Record, str | None, int, str]]:
     """(record, reason-or-None, line number, line text) for every non-blank line of ``path``."""
     stem = path.name.split(".")[0]
-    with open_text(path, "rb") as fh:
-        for lineno, raw in enumerate(fh, start=1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                yield {}, "undecodable", lineno, raw.decode("utf-8", errors="replace")
-                continue
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError:
-                yield {}, "invalid_json", lineno, line
-                continue
-            record, reason = _to_record(obj, stem, lineno)
-            yield record, reason, lineno, line
+    lineno = 0
+    try:
+        with open_text(path, "rb") as fh:
+            while raw := fh.readline(max_bytes + 1):
+                lineno += 1
+                if len(raw) > max_bytes and not raw.endswith(b"\n"):
+                    head = raw[:_MAX_QUARANTINED_LINE].decode("utf-8", errors="replace")
+                    while (rest := fh.readline(_CHUNK)) and not rest.endswith(b"\n"):
+                        pass  # skip the rest of the line without holding it
+                    yield {}, "line_too_long", lineno, head
+                    continue
+                if parsed := _parse_line(raw, stem, lineno):
+                    yield parsed
+    except (OSError, EOFError, zlib.error) as err:  # a corrupt or truncated .gz: nothing more can be read
+        raise ValueError(f"cannot read {path} after line {lineno}: {type(err).__name__}: {err}") from err
+
+
+def _parse_line(raw: bytes, stem: str, lineno: int) -> tuple[Record, str | None, int, str] | None:
+    """As ``_parse_lines`` yields it, or None for a blank line."""
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return {}, "undecodable", lineno, raw.decode("utf-8", errors="replace")
+    if not line.strip():
+        return None
+    try:
+        obj = json.loads(line)
+    except (json.JSONDecodeError, RecursionError):  # RecursionError: arrays or objects nested thousands deep
+        return {}, "invalid_json", lineno, line
+    record, reason = _to_record(obj, stem, lineno)
+    if reason is None and any(_SURROGATE.search(v) for v in record.values()):
+        return {}, "lone_surrogate", lineno, line
+    return record, reason, lineno, line
 
 
 def _to_record(obj: object, stem: str, lineno: int) -> tuple[Record, str | None]:

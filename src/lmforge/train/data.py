@@ -126,6 +126,24 @@ class ShuffledEpochs:
         return self.dataset[int(self._perm[1][i % self.n])]
 
 
+class Mixture:
+    """Item ``i`` comes from source ``k`` with probability ``shares[k]``, drawn from ``rng((seed, i))``.
+
+    Each source is itself a pure function of the item index, so the mixture stays deterministic and resumable.
+    """
+
+    def __init__(self, sources: list[Callable[[int], dict[str, torch.Tensor]]], shares: list[float],
+                 seed: int) -> None:
+        if len(sources) != len(shares) or any(s < 0 for s in shares) or not sum(shares):
+            raise ValueError(f"mixture shares {shares} do not fit {len(sources)} sources")
+        self.sources, self.seed = sources, seed
+        self.cum = np.cumsum(shares) / sum(shares)
+
+    def __call__(self, i: int) -> dict[str, torch.Tensor]:
+        u = np.random.default_rng((self.seed, i, 1)).random()  # stream 1: independent of the sources' draws
+        return self.sources[min(int(np.searchsorted(self.cum, u, side="right")), len(self.sources) - 1)](i)
+
+
 def pad_collate(pad_id: int) -> Callable[[list[dict[str, torch.Tensor]]], dict[str, torch.Tensor]]:
     """Right-pad ``input_ids`` with ``pad_id`` and ``labels`` with -100 (causal attention never sees the pads)."""
 
@@ -181,3 +199,18 @@ def sft_datamodule(shards_dir: Path, tokenizer: Any, seq_len: int, batch_size: i
     val = SFTPairs(Path(shards_dir) / sft["val"], tokenizer, seq_len)
     val_items = [val[i] for i in range(min(len(val), val_batches * batch_size))]
     return StreamDataModule(ShuffledEpochs(train, seed), val_items, batch_size, tokenizer.pad_token_id)
+
+
+def distill_datamodule(shards_dir: Path, tokenizer: Any, seq_len: int, batch_size: int, seed: int,
+                       val_batches: int, sft_share: float) -> StreamDataModule:
+    """Pretraining windows mixed with chat-formatted instruction pairs (``sft_share`` of the items).
+
+    The student is served as a chat model, so it must see the chat format the teacher was fine-tuned on;
+    validation stays on pretraining windows, the protocol every model is compared with.
+    """
+    windows = RandomWindows(load_split(shards_dir, "train"), seq_len, seed)
+    sft = read_manifest(shards_dir)["sft"]
+    pairs = ShuffledEpochs(SFTPairs(Path(shards_dir) / sft["train"], tokenizer, seq_len), seed)
+    val = fixed_windows(load_split(shards_dir, "val"), seq_len, val_batches * batch_size)
+    train = Mixture([windows, pairs], [1.0 - sft_share, sft_share], seed)
+    return StreamDataModule(train, val, batch_size, tokenizer.pad_token_id)
