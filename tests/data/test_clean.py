@@ -109,3 +109,25 @@ def test_a_step_that_loses_records_is_caught(tmp_path: Path) -> None:
     src.write_text('{"id": "a", "text": "x"}\n{"id": "b", "text": "y"}\n')
     with pytest.raises(RuntimeError, match="records lost or double-counted: in=2 kept=1 quarantined=0"):
         _run(src, tmp_path / "out.jsonl", [Swallow()], Quarantine(tmp_path / "q"))
+
+
+def test_minhash_catches_pairs_at_the_threshold_and_not_below() -> None:
+    """Pairs at true 5-shingle Jaccard 0.8 are caught (LSH curve: 0.95); pairs at 0.5 never are."""
+    rng = random.Random(11)
+
+    def pair(replaced: int) -> tuple[str, str]:
+        words = [f"w{rng.randrange(10**6)}" for _ in range(300)]
+        return " ".join(words), " ".join(words[:300 - replaced] + [f"n{rng.randrange(10**6)}"
+                                                                    for _ in range(replaced)])
+
+    def caught(replaced: int, n: int = 40) -> int:
+        step = MinHashDedup(128, 16, 0.8, 5)
+        pairs = [pair(replaced) for _ in range(n)]
+        for i, (a, _) in enumerate(pairs):
+            step.filter({"id": f"a{i}", "text": a})
+        return sum(not step.filter({"id": f"b{i}", "text": b})[0] for i, (_, b) in enumerate(pairs))
+
+    a, b = pair(33)  # 33 of 300 words replaced: 263 of 296 shingles shared, Jaccard 0.80
+    sa, sb = shingles(a, 5), shingles(b, 5)
+    assert abs(len(sa & sb) / len(sa | sb) - 0.8) < 0.01
+    assert caught(33) >= 34 and caught(99) == 0  # 99 replaced: Jaccard 0.50

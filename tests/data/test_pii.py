@@ -17,6 +17,15 @@ POSITIVES = [
     ("PHONE", "london +44 20 7946 0958", "+44 20 7946 0958"),
     ("PHONE", "paris +33612345678", "+33612345678"),
     ("PHONE", "berlin +49 (30) 1234567", "+49 (30) 1234567"),
+    # Formats the Faker benchmark (benchmarks/bench_data.py) found missing: extensions, 001, bare, national.
+    ("PHONE", "desk (729)973-4667x05750 ok", "(729)973-4667x05750"),
+    ("PHONE", "desk +1-277-385-0501 ext. 77 ok", "+1-277-385-0501 ext. 77"),
+    ("PHONE", "from abroad 001-781-999-9740.", "001-781-999-9740"),
+    ("PHONE", "edinburgh 0131 496 0900", "0131 496 0900"),
+    ("PHONE", "berlin (0306) 9990087", "(0306) 9990087"),
+    ("PHONE", "lyon 03 58 96 36 51.", "03 58 96 36 51"),
+    ("CREDIT_CARD", "maestro 6759 1661 7888 ok", "6759 1661 7888"),
+    ("CREDIT_CARD", "jcb 180001232452193 ok", "180001232452193"),
     ("CREDIT_CARD", "visa 4111 1111 1111 1111 ok", "4111 1111 1111 1111"),
     ("CREDIT_CARD", "mc 5500-0000-0000-0004", "5500-0000-0000-0004"),
     ("CREDIT_CARD", "amex 378282246310005", "378282246310005"),
@@ -47,6 +56,10 @@ NEGATIVES = [
     "password: aaaaaaaaaaaaaaaaaaaa (no entropy)",
     "The sum was $1,234,567.89 and 3,000,000 people voted.",
     "IBAN-like GB00 WEST 1234 5698 7654 32 fails mod-97",
+    "timestamps 1700000000 and 1700000000123, a 12-digit id 123456789012, coordinates 0.1275, 51.5072",
+    # False positives the shipped sample showed: decimals, integers, digit strings, microsecond timestamps.
+    "Decimal('2.7182818285'), 351364.18288201344, 2**32 = 4294967296 and b'0123456789'",
+    "function_2:5 156641360591757 function-entry",
 ]
 
 

@@ -1,4 +1,5 @@
-"""Tiny training fixtures built in code: shards + SFT pairs from the session tokenizer, and a config on them.
+"""Tiny training and distillation fixtures built in code: shards + SFT pairs from the session tokenizer,
+and a config on them.
 
 ``stage_cfg`` is an ``LMForgeConfig`` whose work dir (a fresh ``tmp_path``) already holds ``tokenizer/`` and
 ``shards/`` with ``_COMPLETE``, sized so a whole stage runs in seconds on one CPU core. MLflow goes to a
