@@ -31,7 +31,7 @@ def lineage_tags(cfg) -> dict[str, str]:
     return {
         "lmforge.git_commit": lineage.git_commit(),
         "lmforge.profile": cfg.profile,
-        "lmforge.data_hash": lineage.dir_hash(cfg.paths.shards) if cfg.paths.shards.exists() else "",
+        **lineage.data_lineage(cfg),
     }
 
 

@@ -10,11 +10,15 @@ import hashlib
 import json
 import subprocess
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
 from lmforge import envs
 from lmforge.artifacts import COMPLETE
+
+if TYPE_CHECKING:
+    from lmforge.config import LMForgeConfig
 
 
 def git_commit(root: Path | None = None) -> str:
@@ -48,15 +52,60 @@ def dvc_lock_hashes(root: Path | None = None) -> dict[str, str]:
 def dir_hash(path: Path) -> str:
     """A content hash of a finished output directory: sha256 over (relative path, file sha256), sorted.
 
-    Used when a stage ran outside ``dvc repro`` (the Prefect flow) so lineage never depends on how it ran.
+    Names a model directory (``lmforge.model_hash``); the ``_COMPLETE`` marker is left out.
     """
     path = Path(path)
     digest = hashlib.sha256()
     for file in sorted(p for p in path.rglob("*") if p.is_file() and p.name != COMPLETE):
         digest.update(str(file.relative_to(path)).encode())
-        with open(file, "rb") as fh:
-            digest.update(hashlib.sha256(fh.read()).digest())
+        digest.update(bytes.fromhex(_file_digest(file, "sha256")))
     return digest.hexdigest()[:16]
+
+
+def data_hash(shards_dir: Path) -> str:
+    """The data a model was trained on: the shard manifest's sha256 (it lists every shard's own sha256).
+
+    The one definition used by training runs, exported ``lmforge.json`` files and registered versions.
+    """
+    return _file_digest(Path(shards_dir) / "manifest.json", "sha256")[:16]
+
+
+def dvc_md5(path: Path) -> str:
+    """The hash DVC 3 records for ``path`` in ``dvc.lock``: a file's md5, or for a directory the md5 of the
+    sorted ``[{"md5", "relpath"}]`` listing with a ``.dir`` suffix, so lineage matches ``dvc status``."""
+    path = Path(path)
+    if path.is_file():
+        return _file_digest(path, "md5")
+    listing = sorted(
+        ({"md5": _file_digest(f, "md5"), "relpath": f.relative_to(path).as_posix()}
+         for f in path.rglob("*") if f.is_file()),
+        key=lambda entry: entry["relpath"],
+    )
+    return hashlib.md5(json.dumps(listing, sort_keys=True).encode()).hexdigest() + ".dir"
+
+
+def data_lineage(cfg: LMForgeConfig) -> dict[str, str]:
+    """MLflow tags naming the data: the shard hash, and the hash DVC tracks the raw input by.
+
+    ``lmforge.dvc_input_md5`` is the shipped sample's directory hash (as in ``dvc.lock``'s ingest deps) when
+    the raw records came from it; for other inputs it is the md5 of each input file, as DVC records files.
+    """
+    paths = cfg.paths
+    tags = {"lmforge.data_hash": data_hash(paths.shards) if (paths.shards / "manifest.json").is_file() else ""}
+    raw = paths.raw / COMPLETE
+    if raw.is_file():
+        inputs = [Path(f) for f in json.loads(raw.read_text()).get("inputs", {})]
+        sample = cfg.resolve(cfg.data.sample_dir)
+        if inputs and all(f.is_relative_to(sample) for f in inputs) and sample.is_dir():
+            tags["lmforge.dvc_input_md5"] = dvc_md5(sample)
+        elif all(f.is_file() for f in inputs):
+            tags["lmforge.dvc_input_md5"] = ",".join(dvc_md5(f) for f in inputs)
+    return tags
+
+
+def _file_digest(path: Path, algorithm: str) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, algorithm).hexdigest()
 
 
 def config_hash(section: object) -> str:

@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from lmforge import lineage
+
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -50,6 +52,11 @@ def test_dvc_repro_data_stages_then_nothing_to_do(scratch_repo: tuple[Path, dict
         assert f"Running stage '{stage}'" in first
     lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
     assert lock["pack"]["outs"][0]["md5"].endswith(".dir")
+    # The lineage tags name the data by the same hashes DVC records.
+    sample = next(d for d in lock["ingest"]["deps"] if d["path"] == "data/sample")
+    assert lineage.dvc_md5(repo / "data" / "sample") == sample["md5"]
+    shards = lock["pack"]["outs"][0]
+    assert lineage.dvc_md5(repo / shards["path"]) == shards["md5"]
     assert (repo / "runs" / "tiny" / "shards" / "manifest.json").is_file()
 
     second = _run([*dvc, "repro", "pack"], repo, env)

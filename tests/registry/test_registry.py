@@ -25,7 +25,8 @@ def _cfg(prefix: str, *extra: str) -> LMForgeConfig:
 
 def test_register_creates_challenger_with_dossier_and_lineage(tiny_model_dir: Path, tmp_path: Path) -> None:
     cfg = _cfg("reg")
-    version = register_model(cfg, "teacher", tiny_model_dir, {"val_ppl": 400.0}, PASSED, data_hash="d1")
+    version = register_model(cfg, "teacher", tiny_model_dir, {"val_ppl": 400.0}, PASSED,
+                             data_tags={"lmforge.data_hash": "d1"})
     client = MlflowClient()
     mv = client.get_model_version_by_alias(version.name, "challenger")
     assert str(mv.version) == version.version == "1"

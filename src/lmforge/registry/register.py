@@ -68,7 +68,7 @@ def register_model(
     metrics: dict[str, float],
     gates: dict[str, str],
     parent_run_id: str | None = None,
-    data_hash: str = "",
+    data_tags: dict[str, str] | None = None,
 ) -> RegisteredVersion:
     """Log ``model_dir`` with its dossier and create a registered model version aliased ``challenger``."""
     model_dir = Path(model_dir)
@@ -81,7 +81,7 @@ def register_model(
         "lmforge.profile": cfg.profile,
         "lmforge.git_commit": lineage.git_commit(),
         "lmforge.config_hash": lineage.config_hash(cfg),
-        "lmforge.data_hash": data_hash,
+        **(data_tags or {}),
         "lmforge.model_hash": lineage.dir_hash(model_dir),
     }
     if parent_run_id:

@@ -26,7 +26,7 @@ def register_all(cfg: LMForgeConfig, promote: bool = True) -> dict[str, Register
     """Register every model of the profile; promote ``registry.serve_role`` if its gates pass."""
     data_gate = _data_gate(cfg)
     distill = _read_json(cfg.paths.reports / "distill.json", "distillation report")
-    data_hash = lineage.dir_hash(cfg.paths.shards)
+    data_tags = lineage.data_lineage(cfg)
     versions = {}
     for role in ROLES:
         model_dir = cfg.paths.models / role
@@ -36,7 +36,8 @@ def register_all(cfg: LMForgeConfig, promote: bool = True) -> dict[str, Register
             gates["servable"] = "failed: the no-KD baseline is a reference, not a release"
         versions[role] = register_model(
             cfg, role, model_dir, _metrics(role, meta, distill), gates,
-            parent_run_id=meta.get("run_id"), data_hash=data_hash,
+            parent_run_id=meta.get("run_id"),
+            data_tags={**data_tags, "lmforge.data_hash": meta.get("data_manifest_sha256", "")},
         )
     outcome = {"promoted": None, "refused": None}
     if promote:
