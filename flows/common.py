@@ -7,10 +7,12 @@ from typing import Any
 
 from lmforge import envs
 from lmforge.config import LMForgeConfig, load_config
+from lmforge.quiet import quiet_third_party
 
 
 def load(profile: str, overrides: list[str] | None) -> LMForgeConfig:
     envs.apply_offline_defaults()
+    quiet_third_party()
     return load_config(profile, overrides)
 
 

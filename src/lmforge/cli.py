@@ -20,6 +20,7 @@ from typing import Any
 
 from lmforge import envs
 from lmforge.config import LMForgeConfig, load_config
+from lmforge.quiet import quiet_third_party
 
 
 def cmd_ingest(cfg: LMForgeConfig, args: argparse.Namespace) -> Any:
@@ -200,6 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     envs.apply_offline_defaults()
+    quiet_third_party()
     overrides = list(args.set or [])
     if getattr(args, "out", None) and args.command == "data":
         overrides.append(f"work_dir={Path(args.out).resolve()}")
