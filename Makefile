@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml requirements.lock
 run: install
 	$(BIN)/lmforge pipeline --profile $(PROFILE)
 
-test: install
+test: install system-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-fast: install
@@ -37,6 +37,11 @@ lint: install
 
 doctor: install
 	$(BIN)/python -m lmforge.doctor
+
+# Debian packages the registry's integration tests use (PostgreSQL, Chromium + chromedriver); only what is missing.
+.PHONY: system-deps
+system-deps:
+	bash infra/system-deps.sh
 
 # Re-resolve the pinned set (needs the registries); commit requirements.lock afterwards.
 lock:

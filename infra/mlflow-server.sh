@@ -1,14 +1,13 @@
 #!/usr/bin/env bash
-# MLflow tracking + registry server on loopback, over the same store the pipeline writes.
-#   infra/mlflow-server.sh                       # SQLite default in .state/
-#   MLFLOW_BACKEND=postgresql://u:p@127.0.0.1/mlflow MLFLOW_ARTIFACTS=s3://bucket/mlflow infra/mlflow-server.sh
+# MLflow tracking + registry server (UI and REST) on loopback: `lmforge mlflow-server`, see its --help.
+#   infra/mlflow-server.sh                     # SQLite default in .state/, http://127.0.0.1:5000
+#   infra/mlflow-server.sh --port 5001 --backend postgresql://lmforge:PW@127.0.0.1:5432/mlflow
+#   infra/mlflow-server.sh --auth              # MLflow's basic-auth app (docs/registry.md)
+# The older spelling still works: MLFLOW_BACKEND=URI MLFLOW_ARTIFACTS=DIR|URI PORT=N infra/mlflow-server.sh
 # Then point lmforge at it: export LMFORGE_MLFLOW_URI=http://127.0.0.1:${PORT:-5000}
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-state="${LMFORGE_STATE_DIR:-$root/.state}"
-mkdir -p "$state/mlartifacts"
-export MLFLOW_DISABLE_TELEMETRY=true XDG_CONFIG_HOME="$state/xdg"
-exec "$root/.venv/bin/mlflow" server \
-  --backend-store-uri "${MLFLOW_BACKEND:-sqlite:///$state/mlflow.db}" \
-  --default-artifact-root "${MLFLOW_ARTIFACTS:-$state/mlartifacts}" \
-  --host 127.0.0.1 --port "${PORT:-5000}" --workers 1
+args=(--port "${PORT:-5000}")
+if [ -n "${MLFLOW_BACKEND:-}" ]; then args+=(--backend "$MLFLOW_BACKEND"); fi
+if [ -n "${MLFLOW_ARTIFACTS:-}" ]; then args+=(--artifacts "$MLFLOW_ARTIFACTS"); fi
+exec "$root/.venv/bin/lmforge" mlflow-server "${args[@]}" "$@"

@@ -17,7 +17,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from lmforge.config import LMForgeConfig
-from lmforge.registry.tracking import setup_tracking
+from lmforge.registry.tracking import access_checked, setup_tracking
 
 LOG_PREFIX = "lmforge.alias_log."
 APPROVAL_TAG = "lmforge.approval"
@@ -49,10 +49,11 @@ def move_alias(cfg: LMForgeConfig, name: str, alias: str, version: str, by: str,
         previous = client.get_model_version_by_alias(name, alias).version
     except MlflowException:
         previous = None
-    client.set_registered_model_alias(name, alias, version)
     move = AliasMove(time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), alias,
                      str(previous) if previous else None, str(version), by, reason)
-    client.set_registered_model_tag(name, f"{LOG_PREFIX}{time.time_ns()}", json.dumps(move.__dict__))
+    with access_checked(f"move alias {alias!r} of {name}"):
+        client.set_registered_model_alias(name, alias, version)
+        client.set_registered_model_tag(name, f"{LOG_PREFIX}{time.time_ns()}", json.dumps(move.__dict__))
     return move
 
 
@@ -88,7 +89,8 @@ def approve(cfg: LMForgeConfig, name: str, version: str, by: str, reason: str) -
     client = MlflowClient()
     _get_version(client, name, version)
     record = {"by": by, "reason": reason, "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    client.set_model_version_tag(name, version, APPROVAL_TAG, json.dumps(record))
+    with access_checked(f"approve {name} v{version}"):
+        client.set_model_version_tag(name, version, APPROVAL_TAG, json.dumps(record))
 
 
 def history(cfg: LMForgeConfig, name: str) -> list[AliasMove]:
