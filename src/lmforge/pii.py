@@ -8,13 +8,20 @@ Each detector is a bounded regex (no unbounded repeat), so ``MAX_MATCH_CHARS[kin
 can ever match; a streaming filter holds back that many characters before it releases a chunk. A regex only
 proposes a candidate; a checksum or rule then confirms it (Luhn for cards, mod-97 for IBANs, SSA rules for
 SSNs, ``ipaddress`` for IPs, Shannon entropy for generic secrets), which keeps ordinary prose numbers such as
-years, verse references (``Ge1:1``) and version strings out.
+years, verse references (``Ge1:1``) and version strings out. A bare digit run is a phone in a national form
+(trunk 0, 10-11 digits) or, if it reads as a NANP number, only with a phone word (call, tel, mobile ...) in
+the same sentence within ``CUE_CHARS``; that look past the match is counted in ``MAX_MATCH_CHARS``.
+
+Speed: a pattern that opens with a lookbehind is tried at every position of the text, so most detectors carry
+a ``gate``, a small regex that every confirmed match contains and that opens with a literal or a character
+class (which the engine scans for in C); a text without it skips the detector, with the same result.
 
 Used by the data stage (``lmforge.data``) to scrub the corpus and by the compliance filter on model output.
 """
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import math
 import re
@@ -128,6 +135,23 @@ def _phone_ok(s: str) -> bool:
     return len(national) == 10 and national[0] in "23456789"  # NANP area codes never start with 0 or 1
 
 
+CUE_CHARS = 40  # how far from a bare digit run a phone word may stand (in the same sentence)
+_PHONE_CUE = re.compile(
+    r"(?i)(?<![a-z])(?:(?:tele)?phon(?:e|es|ed|ing)|tel|call(?:s|ed|ing)?|cell(?:phone)?|mobile|fax|"
+    r"dial(?:s|ed|led|ing)?|reach(?:es|ed|ing)?|contact(?:s|ed|ing)?|sms|whatsapp|hotline)(?![a-z])")
+_SENTENCE_END = re.compile(r"[.!?][\"')\]]*\s+(?=[\"'(\[]*[A-Z])|\n\s*\n")  # ". Next", a blank line
+
+
+def _phone_cue_nearby(text: str, start: int, end: int) -> bool:
+    """A phone word in the same sentence as ``text[start:end]``, at most ``CUE_CHARS`` before or after it."""
+    lo, hi = max(0, start - CUE_CHARS), min(len(text), end + CUE_CHARS)
+    for sentence_end in _SENTENCE_END.finditer(text, lo, start):
+        lo = sentence_end.end()
+    if next_end := _SENTENCE_END.search(text, end, hi):
+        hi = next_end.start()
+    return bool(_PHONE_CUE.search(text, lo, start) or _PHONE_CUE.search(text, end, hi))
+
+
 def _ipv4_ok(s: str) -> bool:
     try:
         ipaddress.IPv4Address(s)
@@ -177,20 +201,29 @@ class _Detector:
     pattern: re.Pattern[str]
     check: Callable[[str], bool] | None = None
     group: int = 0  # which group is the sensitive span ("api_key=<value>" scrubs only the value)
-    needs: str = ""  # a literal every match contains: a text without it skips the regex (a C-speed scan)
+    gate: str = ""  # a regex in every match ``check`` passes, opening with a literal or class: else skip the text
+    context: Callable[[str, int, int], bool] | None = None  # (text, start, end): confirms from the words around
 
     def find(self, text: str) -> Iterable[PiiMatch]:
-        if self.needs and self.needs not in text:
+        if self.gate and not _compiled(self.gate).search(text):
             return
         for m in self.pattern.finditer(text):
             start, end = m.span(self.group)
             value = m.group(self.group)
-            if self.check is None or self.check(value):
+            if (self.check is None or self.check(value)) and (self.context is None
+                                                              or self.context(text, start, end)):
                 yield PiiMatch(self.kind, start, end, value)
 
     @property
     def max_chars(self) -> int:
-        return sre_parse.parse(self.pattern.pattern, self.pattern.flags).getwidth()[1]
+        """Characters past a match start this detector reads: the longest match, plus the context after it."""
+        width = sre_parse.parse(self.pattern.pattern, self.pattern.flags).getwidth()[1]
+        return width + (CUE_CHARS if self.context is not None else 0)
+
+
+@functools.cache
+def _compiled(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
 
 
 _SEP = r"[ .-]"
@@ -201,36 +234,47 @@ _EXTENSION = re.compile(_EXTENSION_BODY)
 _DETECTORS: tuple[_Detector, ...] = (
     _Detector("EMAIL", re.compile(
         r"(?<![\w.%+-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@(?:[A-Za-z0-9-]{1,63}\.){1,6}[A-Za-z]{2,24}(?![\w-])"),
-        needs="@"),
-    # Bare digit runs (2025550143, 0131496090) are not phones here: in real text they are mostly integers
-    # (2**32 = 4294967296, decimals, b'0123456789'), so a number needs a separator or parentheses.
+        gate="@"),
     _Detector("PHONE", re.compile(  # NANP: (202) 555-0143, 202.555.0143, +1 202-555-0143x123, 001-202-555-0143
         rf"(?<![\w+.])(?:\+?1{_SEP}?|001{_SEP})?(?:\(\d{{3}}\){_SEP}?|\d{{3}}{_SEP})\d{{3}}{_SEP}\d{{4}}"
-        rf"{_EXT}{_END}"), _phone_ok),
+        rf"{_EXT}{_END}"), _phone_ok, gate=r"\d\d\d[ .-]\d{4}"),  # not \d{3}: a leading repeat is scanned slowly
     _Detector("PHONE", re.compile(  # European national: 0131 496 0900, (0306) 9990087, 03 58 96 36 51
         rf"(?<![\w+.,-])(?:\(0\d{{1,4}}\){_SEP}?|0\d{{1,4}}{_SEP})\d{{2,4}}(?:{_SEP}?\d{{2,4}}){{0,3}}{_EXT}{_END}"),
-        _phone_ok),
+        _phone_ok, gate=r"0\d{1,4}\)?[ .-]?\d\d"),
     _Detector("PHONE", re.compile(  # international: +44 20 7946 0958, +49 (30) 123456, +33612345678
-        rf"(?<![\w+])\+[1-9]\d{{0,3}}(?:{_SEP}?(?:\(\d{{1,4}}\)|\d{{1,6}})){{1,6}}{_END}"), _phone_ok),
-    _Detector("CREDIT_CARD", re.compile(r"(?<![\w-])(?:\d[ -]?){11,18}\d(?![\w-])"), _card_ok),
+        rf"(?<![\w+])\+[1-9]\d{{0,3}}(?:{_SEP}?(?:\(\d{{1,4}}\)|\d{{1,6}})){{1,6}}{_END}"), _phone_ok,
+        gate=r"\+[1-9]"),
+    # Bare digit runs. A national number with its trunk 0 and a national length (0644659514, 01134960123):
+    # amounts and counts never start with 0, so none needs a cue; quoted, #- or /-attached runs are code.
+    _Detector("PHONE", re.compile(r"(?<![\w+.,'\"#$/\\-])0(?!00)\d{9,10}(?![\w'\"/\\-]|[.,]\d)"), _phone_ok,
+              gate=r"0\d{9}"),
+    # A bare NANP number (5586235703) reads exactly like an integer (2**32 = 4294967296, a total, an id), so it
+    # counts only beside a phone word: "call 5586235703", "use 8566246292, as discussed on the phone".
+    _Detector("PHONE", re.compile(r"(?<![\w+.,'\"#$/\\-])1?[2-9]\d{2}[2-9]\d{6}(?![\w'\"/\\-]|[.,]\d)"),
+              _phone_ok, gate=r"[2-9]\d{2}[2-9]\d{6}", context=_phone_cue_nearby),
+    _Detector("CREDIT_CARD", re.compile(r"(?<![\w-])(?:\d[ -]?){11,18}\d(?![\w-])"), _card_ok,
+              gate=r"\d(?:[ -]?\d){11}"),
     _Detector("IBAN", re.compile(
-        r"(?<![\w-])[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?(?![\w-])"), iban_ok),
-    _Detector("SSN", re.compile(r"(?<![\w-])\d{3}([- ])\d{2}\1\d{4}(?![\w-]|[.-]\d)"), _ssn_ok),
-    _Detector("IP_ADDRESS", re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?!\w|\.\d)"), _ipv4_ok),
+        r"(?<![\w-])[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?(?![\w-])"), iban_ok,
+        gate=r"\d(?<=[A-Z]{2}\d)\d"),
+    _Detector("SSN", re.compile(r"(?<![\w-])\d{3}([- ])\d{2}\1\d{4}(?![\w-]|[.-]\d)"), _ssn_ok,
+              gate=r"\d\d[- ]\d{4}"),
+    _Detector("IP_ADDRESS", re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?!\w|\.\d)"), _ipv4_ok,
+              gate=r"\d\.\d{1,3}\.\d{1,3}\.\d"),
     _Detector("IP_ADDRESS", re.compile(r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])"),
-              _ipv6_ok, needs=":"),
-    _Detector("SECRET", re.compile(r"(?<![A-Za-z0-9])(?:AKIA|ASIA)[0-9A-Z]{16}(?![A-Za-z0-9])")),
+              _ipv6_ok, gate=":[0-9A-Fa-f]{0,4}:"),
+    _Detector("SECRET", re.compile(r"(?<![A-Za-z0-9])(?:AKIA|ASIA)[0-9A-Z]{16}(?![A-Za-z0-9])"), gate="A[KS]IA"),
     _Detector("SECRET", re.compile(r"(?<![\w-])sk-(?:proj-|ant-)?[A-Za-z0-9_-]{20,128}(?![\w-])"), _token_ok,
-              needs="sk-"),
-    _Detector("SECRET", re.compile(r"(?<!\w)gh[pousr]_[A-Za-z0-9]{36,80}(?!\w)"), needs="_"),
-    _Detector("SECRET", re.compile(r"(?<!\w)xox[abprs]-[A-Za-z0-9-]{10,72}(?!\w)"), _token_ok, needs="xox"),
-    _Detector("SECRET", re.compile(r"-----BEGIN (?:[A-Z0-9]{1,10} ){0,2}PRIVATE KEY-----"), needs="-----BEGIN "),
+              gate="sk-"),
+    _Detector("SECRET", re.compile(r"(?<!\w)gh[pousr]_[A-Za-z0-9]{36,80}(?!\w)"), gate="gh[pousr]_"),
+    _Detector("SECRET", re.compile(r"(?<!\w)xox[abprs]-[A-Za-z0-9-]{10,72}(?!\w)"), _token_ok, gate="xox"),
+    _Detector("SECRET", re.compile(r"-----BEGIN (?:[A-Z0-9]{1,10} ){0,2}PRIVATE KEY-----")),
     _Detector("SECRET", re.compile(  # api_key = "...", token: ..., password=...
         r"(?i)(?<![a-z])(?:api[_-]?key|apikey|secret(?:[_-]?key)?|access[_-]?key|auth[_-]?token|token|"
         r"password|passwd)[\"']?\s{0,3}[:=]\s{0,3}[\"']?([A-Za-z0-9_./+=-]{16,128})"),
-        _high_entropy, group=1),
+        _high_entropy, group=1, gate=r"[:=]\s{0,3}[\"']?[A-Za-z0-9_./+=-]{16}"),
     _Detector("SECRET", re.compile(r"(?<![A-Za-z0-9+/=])[A-Za-z0-9+/]{40,100}={0,2}(?![A-Za-z0-9+/=])"),
-              _blob_ok),
+              _blob_ok, gate=r"\d(?:[A-Za-z0-9+/]{19}|(?<=[A-Za-z0-9+/]{20}))"),  # _blob_ok wants a digit
 )
 
 MAX_MATCH_CHARS: dict[str, int] = {

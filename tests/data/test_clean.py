@@ -8,11 +8,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from datasketch.hashfunc import sha1_hash32
 from dirty import PII_DOCS, PLANTED, english_doc
 
 from lmforge.config import LMForgeConfig
 from lmforge.data.clean import _run, clean
-from lmforge.data.dedup import ExactDedup, MinHashDedup, shingles
+from lmforge.data.dedup import ExactDedup, MinHashDedup, shingle_hashes, shingles
 from lmforge.data.filters import (
     AlphaRatio,
     EnglishStopWords,
@@ -20,6 +21,7 @@ from lmforge.data.filters import (
     NonEmpty,
     RepeatedLines,
     TopNgramShare,
+    letter_counts,
 )
 from lmforge.data.ingest import ingest
 from lmforge.data.normalize import Normalize, ScrubPii, normalize_text
@@ -31,6 +33,11 @@ def test_normalize_text() -> None:
     messy = "\ufb01ne\u00a0 caf\u0065\u0301\r\n\r\n\r\nthe\tend\x07\u200b "
     assert normalize_text(messy) == "fine café\n\nthe end"
     assert normalize_text("  Code:\n\n\n      x  =  1\n  done  ") == "Code:\n\n    x = 1\ndone"
+    # Other Unicode blanks collapse too; a line of only blanks empties; tidy text comes back as it was.
+    assert normalize_text("a\u2028\u2028b \u1680c") == "a b c"
+    assert normalize_text("  x\n  \u1680\n\tyes\x0b\u200d") == "x\n\n  yes"
+    assert normalize_text(" one\n two") == "one\ntwo"
+    assert normalize_text("tidy prose.\nsecond line") == "tidy prose.\nsecond line"
 
 
 def test_filters_answer_keep_and_reason() -> None:
@@ -61,6 +68,15 @@ def test_dedup_exact_and_near(tmp_path: Path) -> None:
     assert [r["id"] for r in kept] == ["a", "d"]
     assert quarantine.counts == {"exact_dup": 1, "near_dup": 1}
     assert len(shingles("one two three four five six", 5)) == 2
+
+
+def test_fast_paths_count_and_hash_as_the_plain_definitions() -> None:
+    text = english_doc(random.Random(5)) + " Ünïcödé   naïve café ½ \u2028 \u00a0 x\t\x1c"
+    chars = [c for c in text if not c.isspace()]
+    assert letter_counts(text) == (sum(c.isalpha() for c in chars), len(chars))
+    # MinHash gets datasketch's own default hash of each shingle, so signatures match update_batch(shingles).
+    assert sorted(shingle_hashes(text, 5).tolist()) == sorted(map(sha1_hash32, shingles(text, 5)))
+    assert len(shingle_hashes("too short", 5)) == 1
 
 
 def test_scrub_and_quarantine_keep_the_original(tmp_path: Path) -> None:

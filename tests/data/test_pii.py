@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import pytest
 
+from lmforge import pii
 from lmforge.pii import MAX_MATCH_CHARS, PII_KINDS, find_pii, iban_ok, luhn_ok, scrub_pii
 
 POSITIVES = [
@@ -24,6 +26,13 @@ POSITIVES = [
     ("PHONE", "edinburgh 0131 496 0900", "0131 496 0900"),
     ("PHONE", "berlin (0306) 9990087", "(0306) 9990087"),
     ("PHONE", "lyon 03 58 96 36 51.", "03 58 96 36 51"),
+    # Bare digit runs: a national number with its trunk 0 needs nothing more; a bare NANP number needs a phone
+    # word in its sentence (before or after it).
+    ("PHONE", "paris 0644659514.", "0644659514"),
+    ("PHONE", "leeds (01134960123)", "01134960123"),
+    ("PHONE", "Call me on 5586235703 tomorrow", "5586235703"),
+    ("PHONE", "use 8566246292, as discussed on the phone.", "8566246292"),
+    ("PHONE", "Tel. 15586235703", "15586235703"),
     ("CREDIT_CARD", "maestro 6759 1661 7888 ok", "6759 1661 7888"),
     ("CREDIT_CARD", "jcb 180001232452193 ok", "180001232452193"),
     ("CREDIT_CARD", "visa 4111 1111 1111 1111 ok", "4111 1111 1111 1111"),
@@ -60,6 +69,10 @@ NEGATIVES = [
     # False positives the shipped sample showed: decimals, integers, digit strings, microsecond timestamps.
     "Decimal('2.7182818285'), 351364.18288201344, 2**32 = 4294967296 and b'0123456789'",
     "function_2:5 156641360591757 function-entry",
+    # Bare runs that stay numbers: no phone word in the same sentence, not a NANP number (1234567890), code.
+    "Call it what you like. The total was 4294967296 in the end, and a total of 5586235703 later.",
+    "a phone number has ten digits, like 1234567890",
+    "zero-padded 0000012345 and 00000000001; id '0644659514', ref #0644659514, path /0644659514/x",
 ]
 
 
@@ -109,6 +122,28 @@ def test_faker_generated_pii_is_found() -> None:
                             ("IBAN", faker.iban()), ("SSN", faker.ssn())]:
             matches = find_pii(f"record: {value}.")
             assert [(m.kind, m.text) for m in matches] == [(kind, value)], (kind, value)
+
+
+def test_gates_only_skip_texts_without_a_match() -> None:
+    # A detector skips a text without its gate, which is sound only if every match it confirms has the gate.
+    faker = pytest.importorskip("faker").Faker()
+    faker.seed_instance(11)
+    texts = [text for _, text, _ in POSITIVES] + NEGATIVES + [
+        f"{faker.sentence()} {value} {faker.sentence()}" for _ in range(30)
+        for value in (faker.phone_number(), faker.iban(), faker.credit_card_number(), faker.ipv6(),
+                      faker.sha1(), faker.password(length=44), "0" + faker.msisdn()[:10])]
+    for detector in pii._DETECTORS:
+        ungated = dataclasses.replace(detector, gate="")
+        for text in texts:
+            assert list(detector.find(text)) == list(ungated.find(text)), (detector.pattern.pattern, text)
+
+
+def test_a_phone_cue_counts_only_in_the_same_sentence_and_nearby() -> None:
+    assert find_pii("Please call. Then 5586235703 arrived.") == []
+    assert find_pii("call " + "x" * pii.CUE_CHARS + " 5586235703") == []
+    assert [m.text for m in find_pii("mobile: 5586235703")] == ["5586235703"]
+    # The cue after a number is read too, so the streaming hold-back (MAX_MATCH_CHARS) must cover it.
+    assert MAX_MATCH_CHARS["PHONE"] >= len("15586235703") + pii.CUE_CHARS
 
 
 def test_max_match_chars_bounds_every_kind() -> None:

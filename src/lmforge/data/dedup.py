@@ -8,6 +8,7 @@ are the only memory the cleaning pipeline holds that grows with the corpus: 16 b
 from __future__ import annotations
 
 import hashlib
+import operator
 import re
 
 import numpy as np
@@ -17,6 +18,7 @@ from lmforge.data.pipeline import Filter
 from lmforge.data.records import Record, text_fields
 
 _WORD = re.compile(r"\w+")
+_DIGEST = operator.methodcaller("digest")
 
 
 def content_hash(record: Record) -> bytes:
@@ -45,7 +47,19 @@ def shingles(text: str, size: int) -> set[bytes]:
     tokens = _WORD.findall(text.lower())
     if len(tokens) < size:
         return {" ".join(tokens).encode()}
-    return {" ".join(tokens[i:i + size]).encode() for i in range(len(tokens) - size + 1)}
+    # Each gram is a tuple from zipping shifted copies, joined and encoded by C calls through ``map``.
+    grams = zip(*(tokens[i:] for i in range(size)), strict=False)  # shorter copies end it at the last whole one
+    return set(map(str.encode, map(" ".join, grams)))
+
+
+def shingle_hashes(text: str, size: int) -> np.ndarray:
+    """datasketch's default hash of each of ``shingles(text, size)``, without a Python-level loop.
+
+    ``sha1_hash32`` is the first 4 bytes of the SHA-1 digest read as a little-endian uint32: the digests are
+    made by C calls through ``map``, joined, and read by numpy, 20 bytes (five uint32) per shingle.
+    """
+    digests = b"".join(map(_DIGEST, map(hashlib.sha1, shingles(text, size))))
+    return np.frombuffer(digests, dtype="<u4").reshape(-1, 5)[:, 0]  # (n_shingles,)
 
 
 class MinHashDedup(Filter):
@@ -74,10 +88,11 @@ class MinHashDedup(Filter):
         self.candidates = 0
 
     def filter(self, record: Record) -> tuple[bool, str]:
-        minhash = MinHash(num_perm=self.perm, seed=self.seed, permutations=self._template.permutations,
-                          scheme=self._template.scheme)
-        minhash.update_batch(list(shingles(" ".join(record[f] for f in text_fields(record)),
-                                           self.shingle_size)))
+        # The shingles arrive hashed (``shingle_hashes``), so the hash function only hands each value on.
+        minhash = MinHash(num_perm=self.perm, seed=self.seed, hashfunc=int,
+                          permutations=self._template.permutations, scheme=self._template.scheme)
+        text = " ".join(record[f] for f in text_fields(record))
+        minhash.update_batch(shingle_hashes(text, self.shingle_size).tolist())
         for key in self._lsh.query(minhash):
             self.candidates += 1
             if np.mean(self._signatures[key] == minhash.hashvalues) >= self.confirm_at:

@@ -5,7 +5,9 @@ The reason is the rule name the record is quarantined under (``clean/quarantine/
 
 from __future__ import annotations
 
+import functools
 import re
+import string
 from collections import Counter
 
 from lmforge.config import DataConfig
@@ -13,6 +15,9 @@ from lmforge.data.pipeline import Filter
 from lmforge.data.records import Record, text_fields
 
 _WORD = re.compile(r"[A-Za-z']+|\w+")
+_ASCII_LETTERS = string.ascii_letters.encode()
+_ASCII_SPACES = b" \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f"  # what str.isspace() calls a space, within ASCII
+_ASCII_RUNS = re.compile(r"[\x00-\x7f]+")
 KEEP = (True, "")
 
 # The most frequent English function words; real English prose has roughly a third to a half of them.
@@ -24,8 +29,9 @@ up us was we were what when where which while who will with would you your
 """.split())
 
 
-def words(text: str) -> list[str]:
-    return _WORD.findall(text.lower())
+@functools.lru_cache(maxsize=2)  # the n-gram and the English filter ask in turn for the same text's words
+def words(text: str) -> tuple[str, ...]:
+    return tuple(_WORD.findall(text.lower()))
 
 
 class NonEmpty(Filter):
@@ -67,9 +73,20 @@ class AlphaRatio(Filter):
         self.min_ratio = min_ratio
 
     def filter(self, record: Record) -> tuple[bool, str]:
-        chars = [c for c in record["text"] if not c.isspace()]
-        ratio = sum(c.isalpha() for c in chars) / max(len(chars), 1)
-        return KEEP if ratio >= self.min_ratio else (False, "low_alpha")
+        letters, visible = letter_counts(record["text"])
+        return KEEP if letters / max(visible, 1) >= self.min_ratio else (False, "low_alpha")
+
+
+def letter_counts(text: str) -> tuple[int, int]:
+    """(letters, non-space characters) of ``text``, as ``str.isalpha`` and ``str.isspace`` count them."""
+    ascii_only = text.encode("ascii", "ignore")  # count ASCII by deleting a class of bytes, at C speed
+    letters = len(ascii_only) - len(ascii_only.translate(None, _ASCII_LETTERS))
+    visible = len(ascii_only.translate(None, _ASCII_SPACES))
+    if len(ascii_only) < len(text):  # the rest one by one: few characters, and a few dozen distinct ones
+        counts = Counter(_ASCII_RUNS.sub("", text))
+        letters += sum(n for c, n in counts.items() if c.isalpha())
+        visible += sum(n for c, n in counts.items() if not c.isspace())
+    return letters, visible
 
 
 class RepeatedLines(Filter):
@@ -102,7 +119,8 @@ class TopNgramShare(Filter):
         tokens = words(record["text"])
         if len(tokens) < 2 * self.n:
             return KEEP
-        grams = Counter(tuple(tokens[i:i + self.n]) for i in range(len(tokens) - self.n + 1))
+        # Every n-gram as a tuple, built in C; shifted copies are shorter, so zip stops at the last whole one.
+        grams = Counter(zip(*(tokens[i:] for i in range(self.n)), strict=False))
         top, count = grams.most_common(1)[0]
         if count < 2:
             return KEEP
@@ -113,7 +131,7 @@ class TopNgramShare(Filter):
 def english_ratio(text: str) -> float:
     """Share of words that are common English stop words (0 for text without words)."""
     tokens = words(text)
-    return sum(t in STOP_WORDS for t in tokens) / len(tokens) if tokens else 0.0
+    return sum(map(STOP_WORDS.__contains__, tokens)) / len(tokens) if tokens else 0.0
 
 
 class EnglishStopWords(Filter):

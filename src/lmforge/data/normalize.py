@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import functools
 import re
-import sys
 import textwrap
 import unicodedata
 from collections import Counter
@@ -15,26 +13,8 @@ from lmforge.data.records import Record, text_fields
 from lmforge.pii import scrub_pii
 
 _SPACES = re.compile(r"[^\S\n]+")  # whitespace other than newline
-
-
-@functools.cache
-def _control_chars() -> re.Pattern[str]:
-    """Every control (Cc) and format (Cf) character but newline and tab, as one character class.
-
-    One regex pass runs far faster than asking ``unicodedata.category`` character by character; building
-    the class scans all code points once (~0.3 s), on first use rather than at import.
-    """
-    codes = [c for c in range(sys.maxunicode + 1)
-             if chr(c) not in "\n\t" and unicodedata.category(chr(c)) in ("Cc", "Cf")]
-    ranges: list[list[int]] = []  # consecutive code points as [first, last]: a short class matches faster
-    for c in codes:
-        if ranges and c == ranges[-1][1] + 1:
-            ranges[-1][1] = c
-        else:
-            ranges.append([c, c])
-    return re.compile("[" + "".join(f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in ranges) + "]")
-
 _BLANK_LINES = re.compile(r"\n{3,}")
+_UNINDENTED_LINE = re.compile(r"^[^ \n]", re.MULTILINE)
 
 
 def normalize_text(text: str) -> str:
@@ -42,15 +22,33 @@ def normalize_text(text: str) -> str:
 
     Runs of spaces inside a line collapse to one, but a line's indentation stays (tabs become 4 spaces):
     code blocks in documentation mean something by it. Indentation common to all lines is removed.
+
+    Most text needs only some of this, so each part first asks a C-speed question (``isprintable``, ``in``)
+    and skips the per-line work when the answer is no; the result is the same either way.
     """
     text = unicodedata.normalize("NFKC", text.replace("\r\n", "\n").replace("\r", "\n"))
-    text = _control_chars().sub("", text)
-    lines = []
-    for line in text.expandtabs(4).split("\n"):
-        body = line.lstrip(" ")
-        lines.append(line[:len(line) - len(body)] + _SPACES.sub(" ", body).rstrip() if body else "")
-    text = textwrap.dedent("\n".join(lines))
+    text = _drop_controls(text).expandtabs(4)
+    if "  " in text or " \n" in text or text.endswith(" ") or not text.replace("\n", "").isprintable():
+        # Double or trailing spaces, or whitespace other than " " and "\n" (every other kind is unprintable).
+        text = "\n".join(map(_tidy_line, text.split("\n")))
+    if not _UNINDENTED_LINE.search(text):  # every line indented (or blank): remove the common indentation
+        text = textwrap.dedent(text)
     return _BLANK_LINES.sub("\n\n", text).strip("\n")
+
+
+def _drop_controls(text: str) -> str:
+    """``text`` without control (Cc) and format (Cf) characters, newline and tab excepted."""
+    if text.replace("\n", "").replace("\t", "").isprintable():  # the usual case: none of them at all
+        return text
+    doomed = [c for c in set(text) if c not in "\n\t" and unicodedata.category(c) in ("Cc", "Cf")]
+    return text.translate(dict.fromkeys(map(ord, doomed))) if doomed else text
+
+
+def _tidy_line(line: str) -> str:
+    """Keep the indentation, collapse every other run of whitespace to one space, drop it at the end."""
+    body = line.lstrip(" ")
+    tidy = _SPACES.sub(" ", body).rstrip()
+    return line[:len(line) - len(body)] + tidy if tidy else ""
 
 
 class Normalize(Step):

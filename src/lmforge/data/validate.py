@@ -132,34 +132,46 @@ def expectations(name: str, cfg: DataConfig) -> list[Any]:
 
 
 def run_suites(frames: dict[str, pd.DataFrame], cfg: DataConfig, docs_dir: Path) -> list[dict[str, Any]]:
-    """Validate each frame with its suite through a Checkpoint that also builds Data Docs in ``docs_dir``."""
+    """Validate each frame with its suite through a Checkpoint, then build Data Docs once in ``docs_dir``.
+
+    Each frame needs its own Checkpoint (a run passes one ``dataframe`` to all of its definitions), and an
+    ``UpdateDataDocsAction`` on each would rebuild the whole site, every page and template, once per suite;
+    so the Checkpoints only validate and store their results, and one ``build_data_docs`` renders them all.
+    """
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     logging.getLogger("great_expectations").setLevel(logging.ERROR)
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    page_view = {"module_name": "lmforge.data.data_docs", "class_name": "SharedJinjaPageView"}
     context.update_data_docs_site("local_site", {
         "class_name": "SiteBuilder",
         "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
-        "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        # GX's views, compiling each template once per process rather than once per section (data_docs.py)
+        "site_section_builders": {section: {"view": page_view}
+                                  for section in ("expectations", "validations", "profiling")},
+        "site_index_builder": {"class_name": "DefaultSiteIndexBuilder",
+                               "view": {**page_view, "class_name": "SharedJinjaIndexPageView"}},
     })
     source = context.data_sources.add_pandas("lmforge_clean")
     results: list[dict[str, Any]] = []
     for name, frame in frames.items():
         batch = source.add_dataframe_asset(name=name).add_batch_definition_whole_dataframe("all")
-        suite = context.suites.add(gx.ExpectationSuite(name=f"clean_{name}"))
-        for expectation in expectations(name, cfg):
-            suite.add_expectation(expectation)
+        # The suite goes to the store whole: adding to a stored suite re-serialises it on every expectation.
+        wanted = expectations(name, cfg)
+        suite = context.suites.add(gx.ExpectationSuite(name=f"clean_{name}", expectations=wanted))
+        if len(suite.expectations) != len(wanted):  # the constructor logs and drops a bad one; never drop one
+            raise RuntimeError(f"suite clean_{name} kept {len(suite.expectations)} of {len(wanted)} expectations")
         definition = context.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch,
                                                                                  suite=suite))
         checkpoint = context.checkpoints.add(gx.Checkpoint(
-            name=f"data_gate_{name}", validation_definitions=[definition],
-            actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs")],
+            name=f"data_gate_{name}", validation_definitions=[definition], actions=[],
             result_format={"result_format": "SUMMARY"}))
         run = checkpoint.run(batch_parameters={"dataframe": frame})
         for suite_result in run.run_results.values():
             results += [_summarise(name, r) for r in suite_result.results]
+    context.build_data_docs(site_names=["local_site"])
     return results
 
 
