@@ -100,11 +100,23 @@ class TrainConfig(_Section):
     devices: int | str = Field(1, description="Devices per node.")
     num_nodes: int = Field(1, description="Nodes.")
     seed: int = Field(1234, description="Seed for weights and data order.")
+    peak_flops: float | None = Field(
+        None, ge=0,
+        description="Peak FLOP/s of one device, the denominator of train/mfu (989e12: H100 SXM bf16 dense). "
+        "None: measure fp32 matmul (SGEMM) FLOP/s on the device when training starts; 0: log no MFU.",
+    )
+    progress_bar: bool | None = Field(
+        None, description="Lightning's TQDM progress bar. None: on when stderr is a terminal (off in tests, CI logs).")
 
 
 class PretrainConfig(_Section):
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
+    sample_prompts: list[str] = Field(
+        default_factory=lambda: ["The harbor was", "Once upon a time", "It is a truth"],
+        description="Text the pretrained model continues (greedy) at the end of training; logged as an MLflow table.",
+    )
+    sample_new_tokens: int = Field(24, ge=1, description="New tokens per sample generation.")
 
 
 class FinetuneConfig(_Section):
@@ -112,6 +124,12 @@ class FinetuneConfig(_Section):
     lora: bool = Field(False, description="Train LoRA adapters (peft) instead of all weights; merged on export.")
     lora_rank: int = Field(8, description="LoRA rank.")
     lora_alpha: int = Field(16, description="LoRA alpha.")
+    sample_prompts: list[str] = Field(
+        default_factory=lambda: ["What does the json module do?", "Define the noun \"harbor\".",
+                                 "How do I read a file in Python?"],
+        description="Chat prompts the fine-tuned model answers (greedy) at the end of training; an MLflow table.",
+    )
+    sample_new_tokens: int = Field(32, ge=1, description="New tokens per sample generation.")
 
 
 class DistillGateConfig(_Section):

@@ -5,7 +5,9 @@
 
 Full fine-tuning by default; ``finetune.lora`` trains peft LoRA adapters on every projection instead and
 merges them (``merge_and_unload``) before export, so the teacher is always a plain Llama that vLLM serves.
-Checkpoints in ``checkpoints/finetune/`` (resumed automatically).
+Checkpoints in ``checkpoints/finetune/`` (resumed automatically). At the end it logs greedy chat answers to
+``finetune.sample_prompts`` as the MLflow table ``samples/finetune.json``. Under DDP only rank 0 evaluates,
+logs and exports (see ``lmforge.train.pretrain``).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import json
 import math
 
 import lightning as L
+from lightning.pytorch.callbacks import Callback
 from transformers import AutoTokenizer, LlamaForCausalLM
 
 from lmforge import envs
@@ -33,12 +36,17 @@ from lmforge.train.loop import (
 )
 from lmforge.train.model import count_parameters
 from lmforge.train.module import CausalLMModule, mean_loss
+from lmforge.train.samples import generate_samples, log_samples
 
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
-def run_finetune(cfg: LMForgeConfig, tags: dict[str, str] | None = None) -> TrainResult:
-    """Supervised fine-tuning of the pretrained model on ``shards/sft_train.jsonl``; exports ``models/teacher``."""
+def run_finetune(cfg: LMForgeConfig, tags: dict[str, str] | None = None,
+                 callbacks: list[Callback] | None = None) -> TrainResult:
+    """Supervised fine-tuning of the pretrained model on ``shards/sft_train.jsonl``; exports ``models/teacher``.
+
+    ``callbacks`` go to the Lightning Trainer; a DDP rank other than 0 returns right after training.
+    """
     envs.apply_offline_defaults()
     section, paths, train = cfg.finetune, cfg.paths, cfg.finetune.train
     source = paths.models / "pretrain"
@@ -61,15 +69,19 @@ def run_finetune(cfg: LMForgeConfig, tags: dict[str, str] | None = None) -> Trai
     run_tags = {"lmforge.parent_run": parent.get("run_id") or "", **(tags or {})}
     logger = mlflow_logger(cfg, "finetune", run_tags, run_name=f"finetune-{cfg.profile}", run_id=meta.get("run_id"))
     log_params(logger, section.model_dump(mode="json"))
-    outcome = fit(module, datamodule, train, ckpt_dir, logger, identity, resume_from=resume)
+    outcome = fit(module, datamodule, train, ckpt_dir, logger, identity, resume_from=resume, callbacks=callbacks)
+    if not outcome.is_global_zero:
+        return TrainResult(model_dir=paths.models / "teacher", run_id=logger.run_id or "")
 
     trainable = count_parameters(module.model, trainable_only=True)
     merged = module.model.merge_and_unload() if section.lora else module.model
     val_loss = mean_loss(merged.cpu(), datamodule.val_dataloader())
     metrics = {"sft_val_loss": val_loss, "sft_val_ppl": math.exp(val_loss), "train_loss": outcome.train_loss,
                "global_step": outcome.global_step, "wall_s": outcome.wall_s, "trainable_parameters": trainable,
-               "parameters": count_parameters(merged)}
+               "parameters": count_parameters(merged), **module.throughput()}
     log_final_metrics(logger, metrics, outcome.global_step)
+    log_samples(logger, generate_samples(merged, tokenizer, section.sample_prompts, section.sample_new_tokens,
+                                         chat=True), "samples/finetune.json", outcome.global_step)
     out = export_model(merged, source, paths.models / "teacher",
                        stage_meta("finetune", logger.run_id, section.model_dump(mode="json"), paths.shards,
                                   run_tags, metrics, parent_run=parent.get("run_id"),

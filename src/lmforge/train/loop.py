@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import sys
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -20,14 +21,15 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import MLFlowLogger
 from mlflow.exceptions import MlflowException
 from torch import nn
 
 from lmforge import envs
-from lmforge.artifacts import atomic_dir, sha256_file, write_json_atomic
+from lmforge.artifacts import atomic_dir, write_json_atomic
 from lmforge.config import LMForgeConfig, TrainConfig
+from lmforge.lineage import data_hash
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "special_tokens_map.json",
                    "vocab.json", "merges.txt")
@@ -46,6 +48,7 @@ class FitOutcome:
     resumed_from: Path | None
     wall_s: float
     train_loss: float | None
+    is_global_zero: bool = True  # under DDP only rank 0 evaluates, exports and logs after training
 
 
 def mlflow_logger(cfg: LMForgeConfig, stage: str, tags: dict[str, str] | None, run_name: str,
@@ -103,6 +106,8 @@ def build_trainer(train_cfg: TrainConfig, ckpt_dir: Path, logger: MLFlowLogger |
     c = train_cfg
     checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="step={step:06d}", auto_insert_metric_name=False,
                                  every_n_train_steps=c.ckpt_every, monitor="step", mode="max", save_top_k=2)
+    # TQDM, not the Rich bar Lightning picks when rich is installed: one line, and its total is max_steps.
+    bar = [TQDMProgressBar()] if progress_bar_enabled(c) else []
     warnings.filterwarnings("ignore", ".*does not have many workers.*")  # 0 workers: data is a memmap slice
     warnings.filterwarnings("ignore", ".*exists and is not empty.*")  # expected: that is how we resume
     return L.Trainer(
@@ -110,10 +115,16 @@ def build_trainer(train_cfg: TrainConfig, ckpt_dir: Path, logger: MLFlowLogger |
         precision=c.precision, max_steps=c.max_steps, accumulate_grad_batches=c.accumulate,
         gradient_clip_val=c.grad_clip, val_check_interval=c.val_every * c.accumulate,
         check_val_every_n_epoch=None, limit_val_batches=c.val_batches, num_sanity_val_steps=0,
-        logger=logger, callbacks=[checkpoint, *(callbacks or [])], log_every_n_steps=max(1, min(10, c.max_steps // 30)),
-        enable_progress_bar=False, enable_model_summary=False, use_distributed_sampler=False,
+        logger=logger, callbacks=[checkpoint, *bar, *(callbacks or [])],
+        log_every_n_steps=max(1, min(10, c.max_steps // 30)),
+        enable_progress_bar=bool(bar), enable_model_summary=False, use_distributed_sampler=False,
         default_root_dir=ckpt_dir,
     )
+
+
+def progress_bar_enabled(train_cfg: TrainConfig) -> bool:
+    """``train.progress_bar`` if set, else on only when a person watches: stderr is a terminal (not in tests, CI)."""
+    return train_cfg.progress_bar if train_cfg.progress_bar is not None else sys.stderr.isatty()
 
 
 def fit(module: L.LightningModule, datamodule: L.LightningDataModule, train_cfg: TrainConfig, ckpt_dir: Path,
@@ -130,7 +141,7 @@ def fit(module: L.LightningModule, datamodule: L.LightningDataModule, train_cfg:
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=False)
     loss = trainer.callback_metrics.get("train/loss")
     return FitOutcome(trainer.global_step, resume_from, time.perf_counter() - start,
-                      float(loss) if loss is not None else None)
+                      float(loss) if loss is not None else None, trainer.is_global_zero)
 
 
 def export_model(model: nn.Module, tokenizer_dir: Path, out: Path, meta: dict[str, Any]) -> Path:
@@ -143,11 +154,6 @@ def export_model(model: nn.Module, tokenizer_dir: Path, out: Path, meta: dict[st
                 shutil.copy2(Path(tokenizer_dir) / name, tmp / name)
         write_json_atomic(tmp / "lmforge.json", meta)
     return out
-
-
-def data_hash(shards_dir: Path) -> str:
-    """The shard manifest's sha256: it lists every shard file's own sha256, so it names the data exactly."""
-    return sha256_file(Path(shards_dir) / "manifest.json")[:16]
 
 
 def stage_meta(stage: str, run_id: str, config: dict[str, Any], shards: Path, tags: dict[str, str] | None,

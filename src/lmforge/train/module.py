@@ -2,6 +2,14 @@
 
 Gradient clipping and accumulation are Trainer arguments (see ``lmforge.train.loop``). Subclasses change
 only ``compute_loss`` (distillation adds the teacher term).
+
+Throughput is measured at every step and per device: ``train/tokens_per_s``, ``train/flops_per_s`` (tokens/s
+x ``TokenFlops``, see ``lmforge.train.flops``) and ``train/mfu``, achieved FLOP/s over ``train.peak_flops``
+(or over this device's fp32 matmul FLOP/s, measured once before the first step, when that is None). A step
+is timed from one ``training_step`` to the next, so it includes backward and the optimizer. Those rates and
+``lr`` are logged on the steps Lightning hands to the logger (every ``log_every_n_steps``), as means over the
+steps since the previous log: each ``self.log`` walks every value logged so far in the step, and on the tiny
+model logging all of them at every step cost a few percent of the step time.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ from torch import nn
 
 from lmforge.config import TrainConfig
 from lmforge.train.data import IGNORE
+from lmforge.train.flops import RateMeter, TokenFlops, measure_matmul_flops
 
 
 def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -68,6 +77,9 @@ class CausalLMModule(L.LightningModule):
         self._forward = (torch.compile(model) if train_cfg.compile else model,)
         self._val_nll, self._val_tokens = 0.0, 0
         self._last_time: float | None = None
+        self.token_flops = TokenFlops.of(model)
+        self.peak_flops: float | None = None  # FLOP/s of one device: train.peak_flops, or measured at the first step
+        self._fit_meter, self._log_meter = RateMeter(), RateMeter()  # this rank: the whole fit; since the last log
         self.extra_checkpoint: dict[str, Any] = {}  # stage metadata saved in (and read back from) checkpoints
 
     def logits(self, input_ids: torch.Tensor) -> torch.Tensor:
@@ -78,16 +90,44 @@ class CausalLMModule(L.LightningModule):
         return {"loss": causal_lm_loss(self.logits(batch["input_ids"]), batch["labels"])}
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        if self.peak_flops is None:  # before any step is timed, so the measurement never counts as a step
+            configured = self.cfg.peak_flops
+            self.peak_flops = configured if configured is not None else measure_matmul_flops(self.device)
         terms = self.compute_loss(batch)
         bs = batch["input_ids"].shape[0]
         for name, value in terms.items():
             self.log(f"train/{name}", value.detach(), prog_bar=name == "loss", batch_size=bs)
-        self.log("lr", self.optimizers().param_groups[0]["lr"], batch_size=bs)
         now = time.perf_counter()
         if self._last_time is not None:
-            self.log("train/tokens_per_s", batch["input_ids"].numel() / (now - self._last_time), batch_size=bs)
+            batch_size, width = batch["input_ids"].shape  # (B, T): padding counts, it costs the same compute
+            tokens = batch_size * width
+            for meter in (self._fit_meter, self._log_meter):
+                meter.add(tokens, tokens * self.token_flops(width), now - self._last_time)
         self._last_time = now
+        if self._is_logging_step(batch_idx):
+            self._log_rates(bs)
         return terms["loss"]
+
+    def _is_logging_step(self, batch_idx: int) -> bool:
+        """The last micro-batch of an optimizer step whose metrics Lightning writes (every ``log_every_n_steps``)."""
+        trainer, every = self.trainer, self.trainer.log_every_n_steps
+        last_micro = (batch_idx + 1) % trainer.accumulate_grad_batches == 0
+        return last_micro and every > 0 and (trainer.global_step + 1) % every == 0
+
+    def _log_rates(self, batch_size: int) -> None:
+        self.log("lr", self.optimizers().param_groups[0]["lr"], batch_size=batch_size)
+        rates = self._log_meter.rates(self.peak_flops)
+        for name in ("tokens_per_s", "flops_per_s", "mfu"):
+            if name in rates:
+                self.log(f"train/{name}", rates[name], prog_bar=name == "mfu", batch_size=batch_size)
+        self._log_meter = RateMeter()
+
+    def throughput(self) -> dict[str, float]:
+        """This rank's mean rates over the timed steps of the last fit (validation excluded); {} if none."""
+        return self._fit_meter.rates(self.peak_flops)
+
+    def on_train_start(self) -> None:
+        self._fit_meter, self._log_meter, self._last_time = RateMeter(), RateMeter(), None
 
     def on_validation_epoch_start(self) -> None:
         self._val_nll, self._val_tokens = 0.0, 0

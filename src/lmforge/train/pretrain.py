@@ -4,12 +4,18 @@
     run_pretrain(load_config("tiny"))        # TrainResult(model_dir, run_id, metrics)
 
 Reads ``cfg.pretrain`` and ``cfg.paths.{shards,tokenizer}``; checkpoints to ``checkpoints/pretrain/`` and
-resumes from the newest good checkpoint there, so a killed run loses at most ``ckpt_every`` steps.
+resumes from the newest good checkpoint there, so a killed run loses at most ``ckpt_every`` steps. At the end
+it logs greedy continuations of ``pretrain.sample_prompts`` as the MLflow table ``samples/pretrain.json``.
+
+Under DDP (``train.strategy: ddp``, ``devices``/``num_nodes`` > 1) Lightning starts the other ranks by
+running the same command again; each trains on its own share of the stream, and only rank 0 evaluates,
+logs and exports after training.
 """
 
 from __future__ import annotations
 
 import lightning as L
+from lightning.pytorch.callbacks import Callback
 from transformers import AutoTokenizer
 
 from lmforge import envs
@@ -30,10 +36,16 @@ from lmforge.train.loop import (
 )
 from lmforge.train.model import build_model, count_parameters
 from lmforge.train.module import CausalLMModule
+from lmforge.train.samples import generate_samples, log_samples
 
 
-def run_pretrain(cfg: LMForgeConfig, tags: dict[str, str] | None = None) -> TrainResult:
-    """Train ``cfg.pretrain.model`` from scratch on the train shards and export it to ``models/pretrain``."""
+def run_pretrain(cfg: LMForgeConfig, tags: dict[str, str] | None = None,
+                 callbacks: list[Callback] | None = None) -> TrainResult:
+    """Train ``cfg.pretrain.model`` from scratch on the train shards and export it to ``models/pretrain``.
+
+    ``callbacks`` go to the Lightning Trainer. On a DDP rank other than 0 it returns right after training,
+    with no metrics: rank 0 writes the model.
+    """
     envs.apply_offline_defaults()
     section, paths, train = cfg.pretrain, cfg.paths, cfg.pretrain.train
     require_complete(paths.shards, "token shards")
@@ -52,16 +64,20 @@ def run_pretrain(cfg: LMForgeConfig, tags: dict[str, str] | None = None) -> Trai
     resume, meta = find_resume_checkpoint(ckpt_dir, identity, module)
     logger = mlflow_logger(cfg, "pretrain", tags, run_name=f"pretrain-{cfg.profile}", run_id=meta.get("run_id"))
     log_params(logger, section.model_dump(mode="json"))
-    outcome = fit(module, datamodule, train, ckpt_dir, logger, identity, resume_from=resume)
+    outcome = fit(module, datamodule, train, ckpt_dir, logger, identity, resume_from=resume, callbacks=callbacks)
+    if not outcome.is_global_zero:
+        return TrainResult(model_dir=paths.models / "pretrain", run_id=logger.run_id or "")
 
     # Measured with the same protocol the distill stage uses (non-overlapping seq_len windows of val).
-    val = perplexity_of(module.model.cpu(), AutoTokenizer.from_pretrained(paths.tokenizer), paths.shards, "val",
-                        seq_len=train.seq_len)
+    tokenizer = AutoTokenizer.from_pretrained(paths.tokenizer)
+    val = perplexity_of(module.model.cpu(), tokenizer, paths.shards, "val", seq_len=train.seq_len)
     metrics = {"val_loss": val["loss"], "val_ppl": val["ppl"], "val_bits_per_byte": val["bits_per_byte"],
                "unigram_ppl": unigram_perplexity(paths.shards), "train_loss": outcome.train_loss,
                "global_step": outcome.global_step, "wall_s": outcome.wall_s,
-               "parameters": count_parameters(module.model)}
+               "parameters": count_parameters(module.model), **module.throughput()}
     log_final_metrics(logger, metrics, outcome.global_step)
+    log_samples(logger, generate_samples(module.model, tokenizer, section.sample_prompts, section.sample_new_tokens),
+                "samples/pretrain.json", outcome.global_step)
     out = export_model(module.model, paths.tokenizer, paths.models / "pretrain",
                        stage_meta("pretrain", logger.run_id, section.model_dump(mode="json"), paths.shards, tags,
                                   metrics, resumed_from=str(outcome.resumed_from or "")))
