@@ -56,9 +56,15 @@ def cmd_finetune(cfg: LMForgeConfig, args: argparse.Namespace) -> Any:
 
 
 def cmd_distill(cfg: LMForgeConfig, args: argparse.Namespace) -> Any:
-    from lmforge.distill.stage import run_distill
+    from lmforge.distill.stage import run_distill, run_teacher_cache
 
-    return run_distill(cfg)
+    return run_teacher_cache(cfg) if args.step == "cache" else run_distill(cfg)
+
+
+def _args_distill(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--step", choices=["cache", "all"], default="all",
+                   help="cache: only build the teacher's top-k cache (DVC stage teacher_cache); all: train both "
+                        "students (building the cache first when distill.teacher is cache) and apply the gate")
 
 
 def cmd_register(cfg: LMForgeConfig, args: argparse.Namespace) -> Any:
@@ -110,6 +116,15 @@ def cmd_pipeline(cfg: LMForgeConfig, args: argparse.Namespace) -> Any:
     return run_pipeline_flow(cfg.profile, args.set or [])
 
 
+def cmd_mlflow_server(cfg: LMForgeConfig, args: argparse.Namespace) -> Any:
+    from lmforge.registry.auth import ensure_auth_config
+    from lmforge.registry.server import default_spec, exec_server
+
+    wants_auth = args.auth or args.auth_config
+    auth_config = ensure_auth_config(Path(args.auth_config) if args.auth_config else None) if wants_auth else None
+    exec_server(default_spec(cfg, args.port, args.backend, args.artifacts, auth_config))
+
+
 def cmd_filter(cfg: LMForgeConfig, args: argparse.Namespace) -> Any:
     from lmforge.compliance.cli import run_filter_cli
 
@@ -154,6 +169,18 @@ def _args_filter(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stream-chunks", type=int, default=None, help="feed each text in N-character chunks")
 
 
+def _args_mlflow_server(p: argparse.ArgumentParser) -> None:
+    from lmforge.registry.server import DEFAULT_PORT
+
+    p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port on 127.0.0.1 (default {DEFAULT_PORT})")
+    p.add_argument("--backend", help="store URI (default: the profile's, else sqlite:///<state>/mlflow.db); e.g. "
+                   "postgresql://USER:PASSWORD@127.0.0.1:5432/mlflow")
+    p.add_argument("--artifacts", help="artifact directory or URI (default: <state>/mlartifacts)")
+    p.add_argument("--auth", action="store_true", help="MLflow's basic-auth app (users, permissions)")
+    p.add_argument("--auth-config", help="basic-auth ini, implies --auth (default: MLFLOW_AUTH_CONFIG_PATH, else "
+                   "<state>/mlflow-auth/basic_auth.ini, written once with a random admin password)")
+
+
 def _no_args(p: argparse.ArgumentParser) -> None:
     return None
 
@@ -168,8 +195,9 @@ COMMANDS: dict[str, tuple[Callable[[LMForgeConfig, argparse.Namespace], Any], Ca
                  "Reads shards/, tokenizer/; writes models/pretrain/, checkpoints/pretrain/, an MLflow run."),
     "finetune": (cmd_finetune, _no_args,
                  "Reads models/pretrain/, shards/sft_*.jsonl; writes models/teacher/, an MLflow run."),
-    "distill": (cmd_distill, _no_args,
-                "Reads models/teacher/, shards/; writes models/{student,baseline}/, reports/distill.json."),
+    "distill": (cmd_distill, _args_distill,
+                "Reads models/teacher/, shards/; writes teacher_cache/, models/{student,baseline}/, "
+                "reports/distill.json."),
     "register": (cmd_register, _args_register,
                  "Reads models/*, validation/, reports/; writes MLflow model versions (alias challenger)."),
     "promote": (cmd_promote, _args_version,
@@ -182,6 +210,9 @@ COMMANDS: dict[str, tuple[Callable[[LMForgeConfig, argparse.Namespace], Any], Ca
                 "Reads the champion from MLflow; serves it on vLLM behind the gateway and probes it."),
     "pipeline": (cmd_pipeline, _no_args,
                  "Runs data -> pretrain -> finetune -> distill -> register -> rollout as one Prefect flow."),
+    "mlflow-server": (cmd_mlflow_server, _args_mlflow_server,
+                      "Runs the MLflow server (UI, REST) on 127.0.0.1 over .state/mlflow.db or --backend; "
+                      "reads the basic-auth ini with --auth."),
     "filter": (cmd_filter, _args_filter,
                "Reads JSONL {\"text\"} on stdin; writes filtered text and actions per line to stdout."),
 }

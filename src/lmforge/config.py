@@ -146,6 +146,10 @@ class DistillConfig(_Section):
     temperature: float = Field(2.0, description="Softmax temperature of teacher and student.")
     kl: Literal["forward", "reverse", "mix"] = Field("forward", description="KL direction.")
     top_k: int = Field(32, description="Teacher log-probs kept per token in the logit cache.")
+    teacher: Literal["cache", "online"] = Field(
+        "cache", description="cache: one teacher pass writes top-k log-probs to teacher_cache/, reused by every "
+        "student run on the same data; online: the teacher runs beside the student at every step.",
+    )
     sft_share: float = Field(
         0.5, ge=0.0, le=1.0,
         description="Share of training items that are chat-formatted instruction pairs (the rest: pretraining "
@@ -233,6 +237,10 @@ class Paths(BaseModel):
     @property
     def checkpoints(self) -> Path:
         return self.work_dir / "checkpoints"
+
+    @property
+    def teacher_cache(self) -> Path:
+        return self.work_dir / "teacher_cache"
 
     @property
     def reports(self) -> Path:

@@ -8,6 +8,7 @@ import mlflow
 import pytest
 from transformers import AutoModelForCausalLM
 
+from lmforge import lineage
 from lmforge.config import LMForgeConfig
 from lmforge.distill.stage import GateFailed, StudentTooLarge, run_distill
 from lmforge.train.finetune import run_finetune
@@ -45,6 +46,10 @@ def test_distill_exports_both_students_and_reports(teacher_cfg: LMForgeConfig) -
         assert (tags["lmforge.stage"], tags["lmforge.role"], tags["lmforge.teacher_run"]) == ("distill", role,
                                                                                              teacher_run)
     assert "train/kd" in client.get_run(result.student.run_id).data.metrics
+    # The KD student read the teacher cache (one teacher pass), named by the hash DVC records for it.
+    student_tags = client.get_run(result.student.run_id).data.tags
+    assert student_tags["lmforge.teacher"] == "cache"
+    assert student_tags["lmforge.teacher_cache_md5"] == lineage.dvc_md5(cfg.paths.teacher_cache)
     assert "train/kd" not in client.get_run(result.baseline.run_id).data.metrics
 
 

@@ -20,13 +20,23 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+from torch.utils.data import DataLoader
 from transformers import AutoTokenizer, LlamaForCausalLM
 
-from lmforge import envs
-from lmforge.artifacts import require_complete, write_json_atomic
+from lmforge import envs, lineage
+from lmforge.artifacts import IncompleteArtifactError, require_complete, write_json_atomic
 from lmforge.config import LMForgeConfig
+from lmforge.distill.cache import (
+    CacheMismatch,
+    TeacherCache,
+    build_teacher_cache,
+    cache_key,
+    describe,
+    teacher_collate,
+    with_teacher,
+)
 from lmforge.distill.module import DistillModule
-from lmforge.train.data import distill_datamodule, read_manifest
+from lmforge.train.data import IndexedStream, StreamDataModule, distill_datamodule, read_manifest
 from lmforge.train.evaluate import decode_speed, evaluate_perplexity, perplexity_of, unigram_perplexity
 from lmforge.train.loop import (
     TrainResult,
@@ -85,6 +95,18 @@ def run_distill(cfg: LMForgeConfig, tags: dict[str, str] | None = None) -> Disti
     return DistillResult(trained["student"], trained["baseline"], out, report["gate"])
 
 
+def run_teacher_cache(cfg: LMForgeConfig) -> str:
+    """Build (or confirm) the teacher cache the KD student will read; DVC's ``teacher_cache`` stage."""
+    envs.apply_offline_defaults()
+    paths, train = cfg.paths, cfg.distill.train
+    require_complete(paths.models / "teacher", "teacher model")
+    teacher = LlamaForCausalLM.from_pretrained(paths.models / "teacher").eval()
+    data = distill_datamodule(paths.shards, AutoTokenizer.from_pretrained(paths.tokenizer), train.seq_len,
+                              train.batch_size, train.seed, train.val_batches, cfg.distill.sft_share)
+    ensure_teacher_cache(cfg, teacher, data.train_item, read_manifest(paths.shards)["vocab_size"])
+    return describe(paths.teacher_cache)
+
+
 def check_student_size(cfg: LMForgeConfig, teacher_params: int) -> int:
     manifest = read_manifest(cfg.paths.shards)
     student = build_model(cfg.distill.student, manifest["vocab_size"], 0, 0, 0)
@@ -103,16 +125,26 @@ def train_student(cfg: LMForgeConfig, role: str, teacher: LlamaForCausalLM | Non
     L.seed_everything(train.seed, verbose=False)  # identical initial weights for student and baseline
     model = build_model(section.student, manifest["vocab_size"], manifest["bos_id"], manifest["eos_id"],
                         manifest["pad_id"])
-    module = DistillModule(model, teacher, section) if teacher is not None else CausalLMModule(model, train)
     datamodule = distill_datamodule(paths.shards, AutoTokenizer.from_pretrained(paths.tokenizer), train.seq_len,
                                     train.batch_size, train.seed, train.val_batches, section.sft_share)
+    cache_tags = {}
+    if teacher is None:
+        module = CausalLMModule(model, train)
+    elif section.teacher == "cache":
+        cache = ensure_teacher_cache(cfg, teacher, datamodule.train_item, manifest["vocab_size"])
+        datamodule = CachedTeacherData.around(datamodule, cache)
+        module = DistillModule(model, None, section)
+        cache_tags = {"lmforge.teacher_cache_md5": lineage.dvc_md5(cache.path)}  # as dvc.lock records it
+    else:
+        module = DistillModule(model, teacher, section)
     teacher_run = teacher_meta.get("run_id") or ""
     identity = {"stage": "distill", "role": role, "kd": _kd_identity(cfg), "teacher_run": teacher_run,
                 "data": data_hash(paths.shards)}
     ckpt_dir = paths.checkpoints / "distill" / role
     resume, meta = find_resume_checkpoint(ckpt_dir, identity, module)
     run_tags = {**(tags or {}), "lmforge.role": role, "lmforge.teacher_run": teacher_run,
-                "lmforge.parent_run": teacher_run}
+                "lmforge.parent_run": teacher_run, "lmforge.teacher": section.teacher if teacher else "none",
+                **cache_tags}
     logger = mlflow_logger(cfg, "distill", run_tags, run_name=f"distill-{role}-{cfg.profile}",
                            run_id=meta.get("run_id"))
     log_params(logger, {**section.model_dump(mode="json"), "role": role})
@@ -130,10 +162,48 @@ def train_student(cfg: LMForgeConfig, role: str, teacher: LlamaForCausalLM | Non
     return TrainResult(model_dir=out, run_id=logger.run_id, metrics=metrics)
 
 
+def teacher_cache_key(cfg: LMForgeConfig) -> dict[str, Any]:
+    """The inputs a cache must match: teacher weights, data, the distill stream's draws, k and its length."""
+    d, train = cfg.distill, cfg.distill.train
+    world = (train.devices if isinstance(train.devices, int) else 1) * train.num_nodes
+    # Every item the run reads, plus two batches per rank that Lightning's loader may fetch ahead.
+    n_items = (train.max_steps * train.accumulate + 2) * train.batch_size * world
+    stream = {"seq_len": train.seq_len, "seed": train.seed, "sft_share": d.sft_share, "mixture": "distill"}
+    return cache_key(lineage.dir_hash(cfg.paths.models / "teacher"), data_hash(cfg.paths.shards), stream, d.top_k,
+                     n_items)
+
+
+def ensure_teacher_cache(cfg: LMForgeConfig, teacher: LlamaForCausalLM, train_item: Any,
+                         vocab_size: int) -> TeacherCache:
+    """The teacher cache for this run: reused when its key matches, (re)built in one teacher pass otherwise."""
+    key, path = teacher_cache_key(cfg), cfg.paths.teacher_cache
+    try:
+        return TeacherCache(path, key)
+    except (FileNotFoundError, IncompleteArtifactError, CacheMismatch) as why:
+        print(f"lmforge distill: building the teacher cache ({why})")
+    build_teacher_cache(teacher, train_item, key["n_items"], cfg.distill.top_k, path, key, vocab_size,
+                        batch_size=cfg.distill.train.batch_size)
+    cache = TeacherCache(path, key)
+    print(f"lmforge distill: {describe(path)}")
+    return cache
+
+
+class CachedTeacherData(StreamDataModule):
+    """The distill stream with each item's cached teacher top-k, batched by ``teacher_collate``."""
+
+    @classmethod
+    def around(cls, data: StreamDataModule, cache: TeacherCache) -> CachedTeacherData:
+        return cls(with_teacher(data.train_item, cache), data.val_items, data.batch_size, data.pad_id)
+
+    def train_dataloader(self) -> DataLoader:
+        stream = IndexedStream(self.train_item, self.start, self.trainer.global_rank, self.trainer.world_size)
+        return DataLoader(stream, batch_size=self.batch_size, collate_fn=teacher_collate(self.pad_id))
+
+
 def _kd_identity(cfg: LMForgeConfig) -> str:
     """What a resumable student checkpoint must share: the student shape and the KD settings."""
     d = cfg.distill
-    return f"{d.student.digest()}-{d.alpha}-{d.temperature}-{d.kl}-{d.top_k}-{d.sft_share}"
+    return f"{d.student.digest()}-{d.alpha}-{d.temperature}-{d.kl}-{d.top_k}-{d.sft_share}-{d.teacher}"
 
 
 def measure(cfg: LMForgeConfig, teacher_dir: Path, trained: dict[str, TrainResult]) -> dict[str, Any]:
