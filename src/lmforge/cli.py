@@ -105,9 +105,9 @@ def cmd_serve(cfg: LMForgeConfig, args: argparse.Namespace) -> Any:
 
 
 def cmd_rollout(cfg: LMForgeConfig, args: argparse.Namespace) -> Any:
-    from lmforge.rollout import serve_champion
+    from lmforge.rollout import run_rollout
 
-    return serve_champion(cfg)
+    return run_rollout(cfg)
 
 
 def cmd_pipeline(cfg: LMForgeConfig, args: argparse.Namespace) -> Any:
@@ -207,7 +207,9 @@ COMMANDS: dict[str, tuple[Callable[[LMForgeConfig, argparse.Namespace], Any], Ca
     "serve": (cmd_serve, _args_serve,
               "Reads models:/<name>@champion; starts/stops vLLM + the gateway; state in .state/serve/."),
     "rollout": (cmd_rollout, _no_args,
-                "Reads the champion from MLflow; serves it on vLLM behind the gateway and probes it."),
+                "Reads models:/<name>@champion and @challenger; serves the champion (vLLM + gateway), runs the "
+                "challenger's vLLM beside it on rollout.steps % of traffic (rollout.mode canary or shadow), then "
+                "promotes it (promotion log) or rolls it back; writes .state/serve/rollouts/<name>-v<N>-*.json."),
     "pipeline": (cmd_pipeline, _no_args,
                  "Runs data -> pretrain -> finetune -> distill -> register -> rollout as one Prefect flow."),
     "mlflow-server": (cmd_mlflow_server, _args_mlflow_server,

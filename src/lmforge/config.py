@@ -193,6 +193,9 @@ class ServeConfig(_Section):
     max_tokens_limit: int = Field(512, description="max_tokens above this gets 400.")
     rate_limit_rpm: int = Field(600, description="Requests per minute per API key.")
     rate_burst: int = Field(60, description="Token-bucket burst per API key.")
+    challenger_port: int | None = Field(
+        None, description="Port of the challenger's vLLM during a rollout (None: vllm_port + 1). A promoted "
+        "challenger keeps its port, so champion and challenger alternate between the two.")
 
 
 class RolloutConfig(_Section):
@@ -202,6 +205,37 @@ class RolloutConfig(_Section):
     max_p99_latency_ratio: float = Field(2.0, description="Canary p99 / champion p99 must stay below.")
     max_violation_rate: float = Field(0.1, description="Compliance violations per response allowed.")
     failure_limit: int = Field(1, description="Failed steps tolerated before rollback.")
+    mode: Literal["canary", "shadow"] = Field(
+        "canary", description="canary: the challenger answers steps[i] % of requests. shadow: the champion answers "
+        "all of them and steps[i] % are also sent to the challenger, whose answers are measured and dropped; "
+        "the verdict is acted on the same way.")
+    prompts: list[str] = Field(
+        default_factory=lambda: [
+            "What does the json module do?",
+            "Define the noun \"harbor\".",
+            "How do I read a file in Python?",
+            "Write one sentence about the sea.",
+            "Tell me about the state of the union.",
+            "What is a list comprehension?",
+        ],
+        description="The fixed prompts each step sends through the gateway (chat), in a seeded shuffled order.")
+    max_tokens: int = Field(32, ge=1, description="max_tokens of each rollout request (greedy).")
+    stream_every: int = Field(2, ge=0, description="Every Nth rollout request streams, so both paths are "
+                                                   "measured (0: none stream).")
+    latency_floor_ms: float = Field(
+        50.0, ge=0, description="p99 latencies are compared as max(p99, this): below it a ratio is noise.")
+    challenger_policy: Path | None = Field(
+        None, description="Compliance policy rolled out with the challenger (None: the champion's, serve.policy); "
+        "it becomes the gateway's policy when the challenger is promoted.")
+    seed: int = Field(0, description="Seed of the prompt order.")
+
+    @model_validator(mode="after")
+    def _steps_are_shares(self) -> RolloutConfig:
+        if not self.steps or any(not 0 < s <= 100 for s in self.steps) or self.steps != sorted(self.steps):
+            raise ValueError(f"rollout.steps must be rising percentages in (0, 100], not {self.steps}")
+        if not self.prompts:
+            raise ValueError("rollout.prompts must not be empty")
+        return self
 
 
 class Paths(BaseModel):

@@ -1,9 +1,10 @@
 """Serve-test fixtures: ``fake_vllm``, a small stand-in for vLLM's OpenAI server that answers a canned text,
-whole or as SSE in 3-character pieces (like token deltas)."""
+whole or as SSE in 3-character pieces (like token deltas); ``fake_vllm_factory`` makes as many as needed."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import pytest
 from fastapi import FastAPI, Request
@@ -16,6 +17,12 @@ HAZARD = "Here you go: <script>steal()</script> done."
 @pytest.fixture
 def fake_vllm() -> FastAPI:
     return make_fake_vllm()
+
+
+@pytest.fixture
+def fake_vllm_factory() -> Callable[[], FastAPI]:
+    """Makes independent fake vLLMs (one per arm of a rollout)."""
+    return make_fake_vllm
 
 
 def make_fake_vllm() -> FastAPI:

@@ -1,11 +1,13 @@
 """The real stack: vLLM's OpenAI server on a tiny random-weight Llama behind the gateway, via openai.
 
-One module-scoped stack (vLLM starts in 15-50 s on CPU) serves every test here. Run with:
+One module-scoped stack (vLLM starts in 15-50 s on CPU) serves every test here, the bounded load test last.
+Run with:
     pytest -m integration tests/serve/test_integration.py -s
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import time
@@ -34,7 +36,8 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def stack(tiny_model_dir: Path) -> Iterator[tuple[StackInfo, object]]:
     cfg = load_config("tiny", [f"serve.vllm_port={_free_port()}", f"serve.gateway_port={_free_port()}",
-                               "serve.max_tokens_limit=64"])
+                               "serve.max_tokens_limit=64", "serve.rate_burst=1000", "serve.rate_limit_rpm=60000",
+                               "serve.startup_timeout_s=900"])  # niced tests beside a timing run start slowly
     began = time.monotonic()
     info = start_stack(cfg, tiny_model_dir, MODEL, "1", [KEY])
     took = time.monotonic() - began
@@ -89,3 +92,44 @@ def test_models_and_auth(stack: tuple[StackInfo, object]) -> None:
         _client(info).completions.create(model=MODEL, prompt="x", max_tokens=10_000)
     metrics = httpx.get(f"{info.gateway_url}/metrics").text
     assert 'lmforge_gateway_rejections_total{reason="auth"}' in metrics
+
+
+LOAD_REQUESTS, LOAD_CONCURRENCY = 200, 16
+
+
+def test_bounded_load_leaves_the_server_alive_and_ready(stack: tuple[StackInfo, object]) -> None:
+    """200 requests, 16 at a time, half streamed, through the gateway to vLLM: no failure, and afterwards the
+    stack still answers a deep probe (a 1-token completion through gateway and vLLM)."""
+    info, cfg = stack
+    client = openai.AsyncOpenAI(base_url=f"{info.gateway_url}/v1", api_key=KEY, max_retries=0, timeout=180)
+    gate = asyncio.Semaphore(LOAD_CONCURRENCY)
+
+    async def one(i: int) -> int:
+        messages = [{"role": "user", "content": f"Request {i}: what does the json module do?"}]
+        async with gate:
+            if i % 2:
+                stream = await client.chat.completions.create(model=MODEL, messages=messages, max_tokens=32,
+                                                              temperature=0.0, stream=True)
+                return sum([1 async for chunk in stream if chunk.choices and chunk.choices[0].delta.content])
+            reply = await client.chat.completions.create(model=MODEL, messages=messages, max_tokens=32)
+            return reply.usage.completion_tokens
+
+    async def run() -> list:
+        try:
+            return await asyncio.gather(*(one(i) for i in range(LOAD_REQUESTS)), return_exceptions=True)
+        finally:
+            await client.close()
+
+    began = time.monotonic()
+    results = asyncio.run(run())
+    took = time.monotonic() - began
+    failures = [r for r in results if isinstance(r, BaseException)]
+    assert not failures, f"{len(failures)} of {LOAD_REQUESTS} failed, first: {failures[0]!r}"
+    print(f"\n[integration] load: {LOAD_REQUESTS} requests at {LOAD_CONCURRENCY} concurrent in {took:.1f}s "
+          f"({LOAD_REQUESTS / took:.1f} req/s)")
+    status = stack_status(cfg)
+    assert status["running"] and status["gateway_ready"]
+    assert deep_probe(info.gateway_url, MODEL, api_key=KEY)
+    assert httpx.get(f"{info.gateway_url}/ready").status_code == 200
+    metrics = httpx.get(f"{info.gateway_url}/metrics").text
+    assert 'lmforge_gateway_requests_total{endpoint="/v1/chat/completions",status="200"}' in metrics

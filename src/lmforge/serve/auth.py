@@ -22,6 +22,10 @@ class ApiKeys:
     def __init__(self, hashes: Iterable[str]) -> None:
         self._hashes = tuple(h.lower() for h in hashes)
 
+    @property
+    def enabled(self) -> bool:
+        return bool(self._hashes)
+
     def identify(self, authorization: str | None) -> str | None:
         """The hash of a valid ``Bearer <key>`` header, else None (constant-time comparison)."""
         scheme, _, key = (authorization or "").partition(" ")

@@ -5,14 +5,18 @@ output (streamed or not). It talks to vLLM over its OpenAI HTTP API only, never 
     python -m lmforge.serve.gateway --settings gateway.json --host 127.0.0.1 --port 8000
 
 Endpoints: ``/v1/chat/completions``, ``/v1/completions`` (``stream`` or not), ``/v1/models``, ``/health``
-(the gateway is up), ``/ready`` (vLLM answers too), ``/metrics`` (Prometheus). Every response carries
-``x-lmforge-model``, ``x-lmforge-model-version`` and ``x-lmforge-policy-version``; every error is OpenAI-style
-JSON (401, 413, 400, 404, 429 with Retry-After, 502/503 when vLLM is down), never a stack trace.
+(the gateway is up), ``/ready`` (vLLM answers too), ``/metrics`` (Prometheus), and ``/admin/*`` (traffic
+routing for rollouts, see ``lmforge.serve.admin``). A rollout puts a challenger vLLM beside the champion and
+routes a share of requests to it (or mirrors them, in shadow mode); ``lmforge.serve.routing`` decides per
+request. Every response carries ``x-lmforge-model``, ``x-lmforge-model-version``, ``x-lmforge-policy-version``
+and ``x-lmforge-arm`` of the arm that answered; every error is OpenAI-style JSON (401, 413, 400, 404, 429 with
+Retry-After, 502/503 when vLLM is down), never a stack trace.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import logging
 import math
@@ -23,46 +27,52 @@ from pathlib import Path
 
 import httpx
 from fastapi import FastAPI, Request, Response
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse
 from pydantic import ValidationError
-from starlette.background import BackgroundTask
 
 from lmforge.compliance import load_policy
+from lmforge.serve.admin import admin_routes
 from lmforge.serve.auth import ApiKeys, RateLimiter
 from lmforge.serve.metrics import GatewayMetrics
 from lmforge.serve.protocol import ChatCompletionRequest, CompletionRequest, error_body
-from lmforge.serve.relay import Kind, filter_body, relay_stream
+from lmforge.serve.relay import Kind
+from lmforge.serve.routing import Arm, Observation, Router
 from lmforge.serve.settings import GatewaySettings
+from lmforge.serve.upstream import Forward, answer, shadow
 
 log = logging.getLogger("lmforge.gateway")
 __all__ = ["GatewaySettings", "create_app", "run_gateway"]
-_ENDPOINTS = {"/v1/chat/completions", "/v1/completions", "/v1/models", "/health", "/ready", "/metrics"}
+_ENDPOINTS = {"/v1/chat/completions", "/v1/completions", "/v1/models", "/health", "/ready", "/metrics",
+              "/admin/route", "/admin/promote", "/admin/observations"}
 
 
 def create_app(settings: GatewaySettings, transport: httpx.AsyncBaseTransport | None = None) -> FastAPI:
     """The gateway app; ``transport`` replaces the network (tests pass an ASGI fake of vLLM)."""
     policy = load_policy(settings.policy_path)  # a malformed policy fails here, before serving anything
-    keys = ApiKeys(settings.api_key_hashes)
+    keys = ApiKeys([*settings.api_key_hashes, *settings.admin_key_hashes])
+    admin_keys = ApiKeys(settings.admin_key_hashes)
     limiter = RateLimiter(settings.rate_limit_rpm, settings.rate_burst)
     metrics = GatewayMetrics()
-    client = httpx.AsyncClient(
-        base_url=settings.upstream_url,
-        transport=transport,
-        timeout=httpx.Timeout(settings.upstream_timeout_s, connect=5.0),
-    )
-    stamp = {
-        "x-lmforge-model": settings.model_name,
-        "x-lmforge-model-version": settings.model_version,
-        "x-lmforge-policy-version": policy.version,
-    }
+
+    def make_client(url: str) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=url, transport=transport,
+                                 timeout=httpx.Timeout(settings.upstream_timeout_s, connect=5.0))
+
+    router = Router(Arm("champion", settings.upstream_url, settings.model_version, policy,
+                        make_client(settings.upstream_url)))
+    retired: list[Arm] = []  # arms routed away from; their clients close at shutdown (streams may be in flight)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):  # noqa: ANN202
         yield
-        await client.aclose()
+        for task in list(router.shadows):
+            task.cancel()
+        clients = {id(a.client): a.client for a in [router.champion, router.challenger, *retired] if a}
+        for client in clients.values():
+            await client.aclose()
 
     app = FastAPI(title="lmforge gateway", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
-    app.state.settings, app.state.metrics, app.state.policy = settings, metrics, policy
+    app.state.settings, app.state.metrics, app.state.router = settings, metrics, router
 
     def reject(
         status: int,
@@ -74,6 +84,10 @@ def create_app(settings: GatewaySettings, transport: httpx.AsyncBaseTransport | 
     ) -> JSONResponse:
         metrics.rejections.labels(reason).inc()
         return JSONResponse(error_body(message, type_, code), status_code=status, headers=headers)
+
+    def record(obs: Observation) -> None:
+        router.ledger.record(obs)
+        metrics.observe_arm(obs)
 
     @app.middleware("http")
     async def stamp_and_measure(
@@ -88,7 +102,8 @@ def create_app(settings: GatewaySettings, transport: httpx.AsyncBaseTransport | 
             response = JSONResponse(
                 error_body("internal gateway error", "server_error", "internal_error"), 500
             )
-        response.headers.update(stamp)
+        for name, value in router.champion.stamp(settings.model_name).items():
+            response.headers.setdefault(name, value)  # a generation response already names its own arm
         metrics.requests.labels(endpoint, str(response.status_code)).inc()
         metrics.latency.labels(endpoint).observe(time.perf_counter() - began)
         return response
@@ -153,46 +168,22 @@ def create_app(settings: GatewaySettings, transport: httpx.AsyncBaseTransport | 
         if asked is None:
             payload["max_tokens"] = settings.max_tokens_limit  # never let a request run to the context length
         path = "/v1/chat/completions" if kind == "chat" else "/v1/completions"
+        fwd = Forward(path, payload, kind, model.stream)
         endpoint = request.url.path
 
         def count(verdicts: list) -> None:
             for v in verdicts:
                 metrics.filter_actions.labels(v.rule, v.action).inc()
 
-        try:
-            upstream = await client.send(
-                client.build_request("POST", path, json=payload), stream=model.stream
-            )
-        except httpx.ConnectError:
-            return reject(
-                503,
-                "upstream",
-                "The model server is not reachable; try again shortly.",
-                "server_error",
-                "upstream_unavailable",
-            )
-        except httpx.HTTPError as err:
-            return reject(
-                502,
-                "upstream",
-                f"The model server failed ({type(err).__name__}).",
-                "server_error",
-                "upstream_error",
-            )
-        if upstream.status_code != 200:
-            return await _upstream_error(upstream, reject)
-        if not model.stream:
-            body_json = filter_body(upstream.json(), kind, policy, count)
+        def first_text() -> None:
             metrics.ttft.labels(endpoint).observe(time.perf_counter() - began)
-            return JSONResponse(body_json)
-        first = lambda: metrics.ttft.labels(endpoint).observe(time.perf_counter() - began)  # noqa: E731
-        stream = relay_stream(upstream.aiter_lines(), kind, policy, count, first)
-        return StreamingResponse(
-            stream,
-            media_type="text/event-stream",
-            background=BackgroundTask(upstream.aclose),
-            headers={"cache-control": "no-cache"},
-        )
+
+        primary, mirror = router.pick()
+        if mirror is not None:
+            task = asyncio.create_task(shadow(mirror, fwd, record))
+            router.shadows.add(task)  # a reference, or the task may be collected mid-flight
+            task.add_done_callback(router.shadows.discard)
+        return await answer(primary, fwd, settings.model_name, record, count, reject, first_text)
 
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> Response:
@@ -215,8 +206,8 @@ def create_app(settings: GatewaySettings, transport: httpx.AsyncBaseTransport | 
                         "object": "model",
                         "created": 0,
                         "owned_by": "lmforge",
-                        "version": settings.model_version,
-                        "policy_version": policy.version,
+                        "version": router.champion.version,
+                        "policy_version": router.champion.policy.version,
                     }
                 ],
             }
@@ -228,10 +219,11 @@ def create_app(settings: GatewaySettings, transport: httpx.AsyncBaseTransport | 
 
     @app.get("/ready")
     async def ready() -> Response:
+        champion = router.champion
         try:
-            r = await client.get("/health", timeout=5.0)
+            r = await champion.client.get("/health", timeout=5.0)
             if r.status_code == 200:
-                return JSONResponse({"status": "ready", "upstream": settings.upstream_url})
+                return JSONResponse({"status": "ready", "upstream": champion.upstream_url})
         except httpx.HTTPError:
             pass
         return reject(
@@ -242,28 +234,10 @@ def create_app(settings: GatewaySettings, transport: httpx.AsyncBaseTransport | 
     async def prometheus() -> Response:
         return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
+    # A challenger without a policy of its own is filtered with the champion's (the current one, after promotions).
+    app.include_router(admin_routes(router, admin_keys, lambda: router.champion.policy, make_client,
+                                    retired.append, reject))
     return app
-
-
-async def _upstream_error(upstream: httpx.Response, reject: Callable[..., JSONResponse]) -> JSONResponse:
-    """vLLM's 4xx (bad sampling params, prompt too long) pass through; its 5xx become a plain 502."""
-    await upstream.aread()
-    await upstream.aclose()
-    if 400 <= upstream.status_code < 500:
-        try:
-            message = upstream.json()["error"]["message"]
-        except (ValueError, KeyError, TypeError):
-            message = "The model server rejected the request."
-        return reject(
-            upstream.status_code, "upstream_4xx", str(message), "invalid_request_error", "upstream_rejected"
-        )
-    return reject(
-        502,
-        "upstream",
-        f"The model server failed (HTTP {upstream.status_code}).",
-        "server_error",
-        "upstream_error",
-    )
 
 
 async def _read_limited(request: Request, limit: int) -> bytes | None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
+from lmforge.serve.routing import Observation
+
 _LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
 
@@ -39,6 +41,33 @@ class GatewayMetrics:
         self.rejections = Counter(
             "lmforge_gateway_rejections", "Requests refused, by reason.", ["reason"], registry=self.registry
         )
+        # Per arm (champion / challenger) of a rollout; shadow copies count under their arm, shadow="true".
+        self.arm_requests = Counter(
+            "lmforge_gateway_arm_requests",
+            "Routed generation requests by arm, model version, shadow copy or not, and outcome (ok, error).",
+            ["arm", "version", "shadow", "outcome"],
+            registry=self.registry,
+        )
+        self.arm_seconds = Histogram(
+            "lmforge_gateway_arm_seconds",
+            "Seconds from sending upstream to the last byte of the (filtered) answer, by arm.",
+            ["arm", "version"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.arm_violations = Counter(
+            "lmforge_gateway_arm_violations",
+            "Answers the compliance filter acted on (redact, block or flag), by arm.",
+            ["arm", "version"],
+            registry=self.registry,
+        )
+
+    def observe_arm(self, obs: Observation) -> None:
+        shadow = "true" if obs.mirrored else "false"
+        self.arm_requests.labels(obs.arm, obs.version, shadow, "ok" if obs.ok else "error").inc()
+        self.arm_seconds.labels(obs.arm, obs.version).observe(obs.seconds)
+        if obs.verdicts:
+            self.arm_violations.labels(obs.arm, obs.version).inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -4,7 +4,8 @@
 content and ``finish_reason="content_filter"``. ``relay_stream`` reads vLLM's SSE lines, passes each
 choice's text through its own ``StreamFilter`` and re-emits only released text; when a block rule fires
 it ends the stream with a ``content_filter`` finish and an OpenAI-style error event (the ``openai``
-client raises it as ``APIError``).
+client raises it as ``APIError``). An error event from vLLM itself is passed on and reported through
+``on_upstream_error``.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ async def relay_stream(
     policy: Policy,
     on_verdicts: OnVerdicts,
     on_first_text: Callable[[], None],
+    on_upstream_error: Callable[[], None] = lambda: None,
 ) -> AsyncIterator[bytes]:
     filters: dict[int, StreamFilter] = {}
     finished: set[int] = set()
@@ -53,7 +55,8 @@ async def relay_stream(
                 break
             chunk = json.loads(data)
             if "error" in chunk:
-                yield _event(chunk)
+                on_upstream_error()
+                yield sse_event(chunk)
                 return
             template = {k: chunk[k] for k in ("id", "object", "created", "model") if k in chunk}
             kept = []
@@ -74,19 +77,19 @@ async def relay_stream(
             if first and any(_get_text(c, kind) for c in kept):
                 first = False
                 on_first_text()
-            yield _event(chunk)
+            yield sse_event(chunk)
         for index, sf in sorted(filters.items()):  # upstream ended without a finish_reason
             if index not in finished:
                 text = sf.finish()
                 on_verdicts(sf.verdicts)
                 if text:
-                    yield _event({**template, "choices": [_choice(index, kind, text, None)]})
+                    yield sse_event({**template, "choices": [_choice(index, kind, text, None)]})
         yield b"data: [DONE]\n\n"
     except ContentBlocked as blocked:
         on_verdicts([blocked.verdict])
         index = next((i for i, sf in filters.items() if sf.blocked is not None), 0)
-        yield _event({**template, "choices": [_choice(index, kind, "", "content_filter")]})
-        yield _event(
+        yield sse_event({**template, "choices": [_choice(index, kind, "", "content_filter")]})
+        yield sse_event(
             error_body(
                 f"{blocked} (policy {policy.version}); the response was cut off",
                 "content_filter",
@@ -96,7 +99,7 @@ async def relay_stream(
         yield b"data: [DONE]\n\n"
 
 
-def _event(obj: dict[str, Any]) -> bytes:
+def sse_event(obj: dict[str, Any]) -> bytes:
     return f"data: {json.dumps(obj, separators=(',', ':'))}\n\n".encode()
 
 

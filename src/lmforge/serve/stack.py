@@ -8,12 +8,18 @@
 Both servers run in their own sessions, so they outlive the command that started them; their pids, URLs
 and log folder are recorded in ``<state>/serve/<profile>.json`` (written before waiting, so a failed start
 can still be cleaned up). Starting a profile first stops whatever that file says is running for it.
+
+Each start also makes an admin key for the gateway's ``/admin`` routing API, kept in
+``<state>/serve/<profile>-admin.key`` (mode 0600; the gateway holds only its hash). During a rollout the
+challenger's vLLM is recorded as ``pids["challenger"]`` (``stop_stack`` stops it too); ``adopt_challenger``
+makes a promoted challenger the stack's vLLM and stops the old one.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -31,7 +37,7 @@ from lmforge.serve.engine import EngineError, VLLMEngine, deep_probe, log_tail, 
 from lmforge.serve.settings import GatewaySettings
 
 # What each recorded pid must be running: never signal a pid that was reused by something else.
-_MARKERS = {"vllm": "vllm", "gateway": "lmforge.serve.gateway"}  # vLLM may retitle itself VLLM::...
+_MARKERS = {"vllm": "vllm", "challenger": "vllm", "gateway": "lmforge.serve.gateway"}  # vLLM may retitle itself
 GATEWAY_READY_TIMEOUT_S = 60.0
 
 
@@ -48,6 +54,22 @@ class StackInfo:
 
 def state_path(cfg: LMForgeConfig) -> Path:
     return envs.state_dir() / "serve" / f"{cfg.profile}.json"
+
+
+def gateway_settings_path(cfg: LMForgeConfig) -> Path:
+    return envs.state_dir() / "serve" / f"{cfg.profile}-gateway.json"
+
+
+def admin_key_path(cfg: LMForgeConfig) -> Path:
+    return envs.state_dir() / "serve" / f"{cfg.profile}-admin.key"
+
+
+def admin_key(cfg: LMForgeConfig) -> str:
+    """The running gateway's admin key (routing API; also accepted as an API key)."""
+    try:
+        return admin_key_path(cfg).read_text().strip()
+    except FileNotFoundError as err:
+        raise LookupError(f"no serving stack for profile {cfg.profile!r}: run `lmforge serve` first") from err
 
 
 def start_stack(
@@ -68,6 +90,8 @@ def start_stack(
     )
     _record(cfg, info)
     try:
+        admin = f"lmf-admin-{secrets.token_urlsafe(24)}"
+        _write_secret(admin_key_path(cfg), admin)
         ready_s = engine.wait_ready(serve.startup_timeout_s)
         settings = GatewaySettings.from_serve_config(
             serve,
@@ -76,8 +100,9 @@ def start_stack(
             model_version=model_version,
             policy_path=cfg.resolve(serve.policy),
             api_keys=api_keys,
+            admin_keys=[admin],
         )
-        settings_file = envs.state_dir() / "serve" / f"{cfg.profile}-gateway.json"
+        settings_file = gateway_settings_path(cfg)
         write_json_atomic(settings_file, settings.model_dump(mode="json"))  # key hashes only
         gateway = _spawn_gateway(settings_file, serve.host, serve.gateway_port, log_dir / "gateway.log")
         info = StackInfo(
@@ -104,13 +129,77 @@ def stop_stack(cfg: LMForgeConfig) -> dict[str, Any]:
         return {"profile": cfg.profile, "stopped": []}
     state = json.loads(path.read_text())
     stopped = []
-    for name in ("gateway", "vllm"):
+    for name in ("gateway", "challenger", "vllm"):
         pid = state.get("pids", {}).get(name)
         if pid and _is_running(pid, _MARKERS[name]):
             stop_process_group(pid)
             stopped.append(name)
     path.unlink(missing_ok=True)
+    admin_key_path(cfg).unlink(missing_ok=True)
     return {"profile": cfg.profile, "stopped": stopped}
+
+
+def champion_port(cfg: LMForgeConfig) -> int:
+    """The port the stack's vLLM listens on (serve.vllm_port unless a promoted challenger took over)."""
+    path = state_path(cfg)
+    if path.is_file():
+        url = json.loads(path.read_text()).get("vllm_url", "")
+        port = url.rsplit(":", 1)[-1]
+        if port.isdigit():
+            return int(port)
+    return cfg.serve.vllm_port
+
+
+def challenger_port(cfg: LMForgeConfig, champion: int) -> int:
+    """The other of the two vLLM ports: the challenger never takes the champion's."""
+    serve = cfg.serve
+    other = serve.challenger_port or serve.vllm_port + 1
+    return other if champion == serve.vllm_port else serve.vllm_port
+
+
+def start_challenger(cfg: LMForgeConfig, model_dir: Path, model_name: str, port: int) -> VLLMEngine:
+    """Launch (not wait for) a challenger vLLM beside the champion, detached, serving the same model name."""
+    _require_free_port(cfg.serve.host, port)
+    log_dir = envs.state_dir() / "serve" / "logs" / cfg.profile
+    return VLLMEngine(model_dir, [model_name], cfg.serve, port, log_dir / f"vllm-{port}.log", detached=True).start()
+
+
+def record_challenger(cfg: LMForgeConfig, pid: int | None) -> None:
+    """Note (or, with None, forget) the challenger's pid in the stack record, so `serve stop` stops it."""
+    path = state_path(cfg)
+    if not path.is_file():
+        return
+    state = json.loads(path.read_text())
+    pids = state.setdefault("pids", {})
+    if pid is None:
+        pids.pop("challenger", None)
+    else:
+        pids["challenger"] = pid
+    write_json_atomic(path, state)
+
+
+def adopt_challenger(cfg: LMForgeConfig, engine: VLLMEngine, version: str, policy_path: Path) -> bool:
+    """Make a promoted challenger the stack's vLLM (record and gateway settings) and stop the old one.
+
+    The running gateway was already switched over its admin API; the settings file is rewritten so a gateway
+    restart serves the same. Returns whether an old champion vLLM was stopped.
+    """
+    path = state_path(cfg)
+    state = json.loads(path.read_text())
+    old = state.get("pids", {}).get("vllm")
+    state["pids"] = {**state.get("pids", {}), "vllm": engine.pid}
+    state["pids"].pop("challenger", None)
+    state.update(vllm_url=engine.base_url, version=version)
+    write_json_atomic(path, state)
+    settings_file = gateway_settings_path(cfg)
+    settings = GatewaySettings.model_validate_json(settings_file.read_text())
+    updated = settings.model_copy(update={"upstream_url": engine.base_url, "model_version": version,
+                                          "policy_path": policy_path})
+    write_json_atomic(settings_file, updated.model_dump(mode="json"))
+    if old and old != engine.pid and _is_running(old, _MARKERS["vllm"]):
+        stop_process_group(old)
+        return True
+    return False
 
 
 def stack_status(cfg: LMForgeConfig) -> dict[str, Any]:
@@ -119,6 +208,7 @@ def stack_status(cfg: LMForgeConfig) -> dict[str, Any]:
         return {"profile": cfg.profile, "running": False}
     state = json.loads(path.read_text())
     alive = {name: _is_running(pid, _MARKERS[name]) for name, pid in state.get("pids", {}).items()}
+    serving = [alive.get("vllm", False), alive.get("gateway", False)]  # a challenger is not the stack
     try:
         ready = httpx.get(f"{state['gateway_url']}/ready", timeout=5).status_code == 200
     except httpx.HTTPError:
@@ -126,7 +216,7 @@ def stack_status(cfg: LMForgeConfig) -> dict[str, Any]:
     return {
         **state,
         "profile": cfg.profile,
-        "running": all(alive.values()),
+        "running": all(serving),
         "alive": alive,
         "gateway_ready": ready,
     }
@@ -181,6 +271,15 @@ def _wait_gateway(proc: subprocess.Popen[bytes], url: str, model: str, key: str,
         f"the gateway did not answer within {GATEWAY_READY_TIMEOUT_S:.0f}s; log {log_path}:\n"
         f"{log_tail(log_path)}"
     )
+
+
+def _write_secret(path: Path, text: str) -> None:
+    """Write ``text`` readable by this user only (created 0600, never world-readable for a moment)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
 
 
 def _require_free_port(host: str, port: int) -> None:

@@ -1,6 +1,7 @@
 """Serve the champion: resolve it in MLflow, start vLLM + the gateway on it, prove it answers.
 
-    serve_champion(cfg)   # -> {"gateway_url", "api_key", "model", "version", "request", "response", ...}
+    serve_champion(cfg)           # (re)start -> {"gateway_url", "api_key", "model", "version", "request", ...}
+    ensure_champion_served(cfg)   # the same, but keeps a running stack that already serves the champion
 
 The champion's HF directory comes from the registry's artifact store (not from runs/), so what is served is
 exactly what was reviewed. The API key is generated per start unless LMFORGE_API_KEYS names them, and is
@@ -36,12 +37,46 @@ def serve_champion(cfg: LMForgeConfig) -> dict:
             "version": version, "request": prompt, **reply}
 
 
+def ensure_champion_served(cfg: LMForgeConfig) -> dict:
+    """Keep a ready stack that serves the current champion (``api_key`` is then None: it was shown when the
+    stack started); otherwise start one like ``serve_champion``."""
+    from lmforge.serve.stack import admin_key, stack_status
+
+    name = cfg.model_name(cfg.registry.serve_role)
+    version = champion_version(cfg, name)
+    if not serves(cfg, name, version):
+        return serve_champion(cfg)
+    status = stack_status(cfg)
+    prompt = cfg.registry.sample_prompts[0]
+    reply = ask(status["gateway_url"], admin_key(cfg), name, prompt)
+    return {"gateway_url": status["gateway_url"], "vllm_url": status["vllm_url"], "api_key": None, "model": name,
+            "version": version, "request": prompt, "reused": True, **reply}
+
+
+def serves(cfg: LMForgeConfig, name: str, version: str) -> bool:
+    """Whether the profile's stack is up, ready and serving ``name`` v``version``."""
+    from lmforge.serve.stack import stack_status
+
+    status = stack_status(cfg)
+    return bool(status["running"] and status["gateway_ready"] and status.get("model") == name
+                and str(status.get("version")) == version)
+
+
 def champion_version(cfg: LMForgeConfig, name: str) -> str:
     setup_tracking(cfg)
     try:
         return str(MlflowClient().get_model_version_by_alias(name, "champion").version)
     except MlflowException as err:
         raise LookupError(f"{name} has no champion yet: run `lmforge register` (gates must pass) first") from err
+
+
+def alias_version(cfg: LMForgeConfig, name: str, alias: str) -> str | None:
+    """The version ``alias`` points at, or None when it is not set."""
+    setup_tracking(cfg)
+    try:
+        return str(MlflowClient().get_model_version_by_alias(name, alias).version)
+    except MlflowException:
+        return None
 
 
 def fetch_version(cfg: LMForgeConfig, name: str, version: str) -> Path:

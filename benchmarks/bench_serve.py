@@ -1,0 +1,431 @@
+"""Serving benchmark: vLLM's OpenAI server against Hugging Face ``generate``, the gateway's overhead, the filter's cost.
+
+    .venv/bin/python benchmarks/bench_serve.py                       # ~5-10 min on 2 CPU cores
+    .venv/bin/python benchmarks/bench_serve.py --model runs/tiny/models/student --prompts 32 --max-tokens 128
+
+One process, one model, one prompt set (default: the tiny profile's trained student if ``runs/tiny`` has it,
+else a random-weight Llama of the same shape built here). Every request is greedy with a fixed length
+(vLLM ``ignore_eos``, HF ``min_new_tokens``) so every path generates the same number of tokens.
+
+1. Throughput (output tokens/s): vLLM's server with every prompt in flight at once (streamed, as vLLM's
+   benchmark_serving.py sends, and non-streamed), HF ``generate`` one prompt at a time, HF ``generate`` on one
+   left-padded batch of all prompts. Targets: vLLM >= 5x HF sequential, >= 2x HF batched.
+2. Streaming latency with benchmark_serving.py's definitions: TTFT = request sent to the first chunk that
+   carries choices; TPOT = (latency - TTFT) / (output tokens - 1) per request; ITL = the gaps between chunks,
+   pooled over requests. Directly, and through the gateway with the shipped policy and with a minimal one.
+3. Gateway overhead: p50 end-to-end latency of non-streamed requests, one at a time, interleaved: direct vs
+   through the gateway (auth, limits, filter). Target <= 5 %.
+4. Filter cost: ``apply_policy`` and ``StreamFilter`` (4-character chunks) in ms per KB of prose with PII,
+   p99 over repeats. Target <= 1 ms/KB.
+5. Hold-back cost on TTFT: one streamed request at a time; the shipped policy holds back ``policy.window``
+   characters, a one-term policy ~8, so their TTFT difference is what the hold-back costs.
+
+Writes only to a temporary directory. Run it on an idle machine for figures to compare: it prints the load
+average before and after, since other work on the cores changes every number.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gzip
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BASE_PROMPTS = [
+    "What does the json module do?", "Define the noun \"harbor\".", "How do I read a file in Python?",
+    "Write one sentence about the sea.", "Tell me about the state of the union.", "What is a list comprehension?",
+    "The harbor was", "Once upon a time", "It is a truth", "Explain what a dictionary is.",
+]
+PII_PROSE = ("The committee met on Tuesday to review the harbor budget. For details write to jane.doe@example.com "
+             "or call (202) 555-0143; the ledger lives on db7.corp.lmforge.internal. Ships came in with the tide "
+             "and left at night, and the clerk noted each one in a book that nobody read. ")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", type=Path, default=None, help="HF model dir (default: runs/tiny student)")
+    parser.add_argument("--prompts", type=int, default=32, help="distinct prompts (all in flight at once)")
+    parser.add_argument("--max-tokens", type=int, default=128, help="output tokens per request")
+    parser.add_argument("--sequential-requests", type=int, default=30, help="requests per arm in 3 and 5")
+    parser.add_argument("--startup-timeout", type=float, default=900.0,
+                        help="seconds to wait for vLLM (it takes minutes on busy cores)")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="lmforge-bench-serve-"))
+    os.environ["LMFORGE_STATE_DIR"] = str(work / "state")  # before lmforge reads it: nothing lands in the repo
+    from lmforge import envs
+
+    envs.apply_offline_defaults()
+    print(f"cores {os.cpu_count()}, load average at start {_load()}; work dir {work}")
+    model_dir = args.model or _default_model(work)
+    prompts = [f"{BASE_PROMPTS[i % len(BASE_PROMPTS)]} ({i})" for i in range(args.prompts)]
+    print(f"model {model_dir}; {len(prompts)} prompts x {args.max_tokens} output tokens, greedy\n")
+
+    hf = bench_hf(model_dir, prompts, args.max_tokens)
+    with Servers(model_dir, work, args.max_tokens, args.startup_timeout) as servers:
+        print(f"vLLM ready in {servers.vllm_ready_s:.0f}s\n")
+        asyncio.run(_warm(servers, prompts))
+        streamed = asyncio.run(run_concurrent(servers.vllm_url, None, servers.model, prompts, args.max_tokens, True))
+        whole = asyncio.run(run_concurrent(servers.vllm_url, None, servers.model, prompts, args.max_tokens, False))
+        via_gateway = asyncio.run(run_concurrent(servers.gateway_url, servers.key, servers.model, prompts,
+                                                 args.max_tokens, True))
+        via_minimal = asyncio.run(run_concurrent(servers.minimal_url, servers.key, servers.model, prompts,
+                                                 args.max_tokens, True))
+        overhead = asyncio.run(run_interleaved(servers, prompts, args.max_tokens, args.sequential_requests, False))
+        holdback = asyncio.run(run_interleaved(servers, prompts, args.max_tokens, args.sequential_requests, True))
+        window = servers.window
+    filt = bench_filter()
+
+    report_throughput(hf, streamed, whole)
+    report_latency({"vLLM direct": streamed, "gateway, shipped policy": via_gateway,
+                    "gateway, minimal policy": via_minimal})
+    report_overhead(overhead)
+    report_filter(filt)
+    report_holdback(holdback, window, streamed)
+    print(f"\nload average at end {_load()} (1, 5, 15 min; {os.cpu_count()} cores): figures taken on busy cores are "
+          "lower and noisier; compare runs on the same machine.")
+
+
+# ---------------------------------------------------------------------------------------------- measurements
+@dataclass
+class Run:
+    """One request's timing as benchmark_serving.py records it."""
+
+    ttft: float = 0.0
+    latency: float = 0.0
+    itl: list[float] = field(default_factory=list)
+    output_tokens: int = 0
+    text: str = ""
+
+
+@dataclass
+class Batch:
+    runs: list[Run]
+    seconds: float  # wall time from the first request sent to the last answer
+
+    @property
+    def output_tokens(self) -> int:
+        return sum(r.output_tokens for r in self.runs)
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.output_tokens / self.seconds
+
+
+def bench_hf(model_dir: Path, prompts: list[str], max_tokens: int) -> dict[str, float]:
+    """Output tokens/s of HF generate, sequential and one left-padded batch (greedy, fixed length)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    tok.padding_side = "left"
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    gen = dict(max_new_tokens=max_tokens, min_new_tokens=max_tokens, do_sample=False, pad_token_id=tok.pad_token_id)
+    with torch.inference_mode():
+        model.generate(**tok(prompts[:2], return_tensors="pt", padding=True), **gen)  # warm-up
+        began, produced = time.perf_counter(), 0
+        for prompt in prompts:
+            enc = tok(prompt, return_tensors="pt")
+            produced += model.generate(**enc, **gen).shape[1] - enc["input_ids"].shape[1]
+        sequential = produced / (time.perf_counter() - began)
+        enc = tok(prompts, return_tensors="pt", padding=True)
+        began = time.perf_counter()
+        out = model.generate(**enc, **gen)
+        batched = out.shape[0] * (out.shape[1] - enc["input_ids"].shape[1]) / (time.perf_counter() - began)
+    print(f"HF generate: sequential {sequential:.0f} tok/s, batched ({len(prompts)}) {batched:.0f} tok/s")
+    return {"sequential": sequential, "batched": batched}
+
+
+async def one_request(http, url: str, key: str | None, model: str, prompt: str, max_tokens: int,
+                      stream: bool) -> Run:
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    body = {"model": model, "prompt": prompt, "max_tokens": max_tokens, "temperature": 0.0, "ignore_eos": True,
+            "stream": stream}
+    if stream:
+        body["stream_options"] = {"include_usage": True}
+    run, began = Run(), time.perf_counter()
+    if not stream:
+        r = await http.post(f"{url}/v1/completions", json=body, headers=headers)
+        r.raise_for_status()
+        data = r.json()
+        run.latency = run.ttft = time.perf_counter() - began
+        run.output_tokens, run.text = data["usage"]["completion_tokens"], data["choices"][0]["text"]
+        return run
+    last = began
+    async with http.stream("POST", f"{url}/v1/completions", json=body, headers=headers) as r:
+        r.raise_for_status()
+        async for line in r.aiter_lines():
+            if not line.startswith("data:") or line[5:].strip() == "[DONE]":
+                continue
+            data = json.loads(line[5:])
+            if "error" in data:
+                raise RuntimeError(data["error"])
+            if data.get("choices"):
+                now = time.perf_counter()
+                if not run.ttft:
+                    run.ttft = now - began
+                else:
+                    run.itl.append(now - last)
+                last = now
+                run.text += data["choices"][0].get("text") or ""
+            elif data.get("usage"):
+                run.output_tokens = data["usage"]["completion_tokens"]
+    run.latency = time.perf_counter() - began
+    return run
+
+
+async def run_concurrent(url: str, key: str | None, model: str, prompts: list[str], max_tokens: int,
+                         stream: bool) -> Batch:
+    import httpx
+
+    async with httpx.AsyncClient(timeout=600, limits=httpx.Limits(max_connections=len(prompts))) as http:
+        began = time.perf_counter()
+        runs = await asyncio.gather(*(one_request(http, url, key, model, p, max_tokens, stream) for p in prompts))
+        return Batch(list(runs), time.perf_counter() - began)
+
+
+async def run_interleaved(servers: Servers, prompts: list[str], max_tokens: int, n: int,
+                          stream: bool) -> dict[str, list[Run]]:
+    """``n`` requests per path, one at a time, the paths taking turns (so drift in load hits all alike)."""
+    import httpx
+
+    paths = {"direct": (servers.vllm_url, None), "gateway": (servers.gateway_url, servers.key),
+             "minimal": (servers.minimal_url, servers.key)}
+    out: dict[str, list[Run]] = {name: [] for name in paths}
+    async with httpx.AsyncClient(timeout=600) as http:
+        for i in range(n):
+            for name, (url, key) in paths.items():
+                out[name].append(await one_request(http, url, key, servers.model, prompts[i % len(prompts)],
+                                                   max_tokens, stream))
+    return out
+
+
+async def _warm(servers: Servers, prompts: list[str]) -> None:
+    for url, key in ((servers.vllm_url, None), (servers.gateway_url, servers.key), (servers.minimal_url, servers.key)):
+        await run_concurrent(url, key, servers.model, prompts[:4], 8, True)
+
+
+def bench_filter() -> dict[str, dict[int, tuple[float, float]]]:
+    """(p50, p99) ms per KB of apply_policy and of StreamFilter fed 4-character chunks, on 1, 4 and 16 KB."""
+    from lmforge.compliance import StreamFilter, apply_policy, load_policy
+
+    policy = load_policy(ROOT / "configs" / "policy.yaml")
+    out: dict[str, dict[int, tuple[float, float]]] = {"apply_policy": {}, "StreamFilter": {}}
+    for kb, repeats in ((1, 300), (4, 100), (16, 30)):
+        text = (PII_PROSE * (kb * 1024 // len(PII_PROSE) + 1))[: kb * 1024]
+        whole, streamed = [], []
+        for _ in range(repeats):
+            began = time.perf_counter()
+            apply_policy(text, policy)
+            whole.append((time.perf_counter() - began) * 1000 / kb)
+            began = time.perf_counter()
+            sf = StreamFilter(policy)
+            for i in range(0, len(text), 4):
+                sf.feed(text[i:i + 4])
+            sf.finish()
+            streamed.append((time.perf_counter() - began) * 1000 / kb)
+        out["apply_policy"][kb], out["StreamFilter"][kb] = (_pct(whole, 50), _pct(whole, 99)), (
+            _pct(streamed, 50), _pct(streamed, 99))
+    return out
+
+
+# -------------------------------------------------------------------------------------------------- servers
+class Servers:
+    """vLLM plus two gateways in front of it (shipped policy; a one-term policy), each its own process."""
+
+    def __init__(self, model_dir: Path, work: Path, max_tokens: int, startup_timeout: float) -> None:
+        self.model_dir, self.work, self.max_tokens, self.startup_timeout = model_dir, work, max_tokens, startup_timeout
+        self.model, self.key = "bench-model", "lmf-bench-key"
+        self._procs: list[subprocess.Popen[bytes]] = []
+
+    def __enter__(self) -> Servers:
+        from lmforge.compliance import load_policy
+        from lmforge.config import load_config
+        from lmforge.serve.engine import VLLMEngine
+        from lmforge.serve.settings import GatewaySettings
+
+        serve = load_config("tiny").serve
+        self.engine = VLLMEngine(self.model_dir, [self.model], serve, _free_port(), self.work / "vllm.log")
+        self.engine.start()
+        try:
+            self.vllm_ready_s = self.engine.wait_ready(self.startup_timeout)
+            minimal = self.work / "minimal-policy.yaml"
+            minimal.write_text("version: minimal\nrules:\n  - {id: t, kind: term, action: block, "
+                               "params: {terms: [zzqqzz]}}\n")
+            urls = []
+            for name, policy in (("shipped", ROOT / "configs" / "policy.yaml"), ("minimal", minimal)):
+                settings = GatewaySettings.from_serve_config(
+                    serve, upstream_url=self.engine.base_url, model_name=self.model, model_version="bench",
+                    policy_path=policy, api_keys=[self.key],
+                ).model_copy(update={"rate_limit_rpm": 10**6, "rate_burst": 10**6,
+                                     "max_tokens_limit": max(self.max_tokens, 64)})
+                path = self.work / f"gateway-{name}.json"
+                path.write_text(settings.model_dump_json())
+                port = _free_port()
+                # Same session as vLLM and this client: with the kernel's scheduler autogroups (one CPU share per
+                # session) a gateway in a session of its own was starved on 2 busy cores while vLLM generated, and
+                # its streams arrived in one burst at the end (TTFT ~ the whole answer) in about every second run.
+                with open(self.work / f"gateway-{name}.log", "ab") as log:
+                    self._procs.append(subprocess.Popen(
+                        [sys.executable, "-m", "lmforge.serve.gateway", "--settings", str(path), "--port", str(port)],
+                        stdout=log, stderr=subprocess.STDOUT))
+                urls.append(f"http://127.0.0.1:{port}")
+            self.gateway_url, self.minimal_url = urls
+            self.window = load_policy(ROOT / "configs" / "policy.yaml").window
+            self._wait_gateways()
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def _wait_gateways(self) -> None:
+        from lmforge.serve.engine import deep_probe
+
+        deadline = time.monotonic() + 120
+        for url in (self.gateway_url, self.minimal_url):
+            while not deep_probe(url, self.model, api_key=self.key):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"gateway {url} did not answer; logs in {self.work}")
+                time.sleep(0.3)
+
+    @property
+    def vllm_url(self) -> str:
+        return self.engine.base_url
+
+    def __exit__(self, *exc: object) -> None:
+        for proc in self._procs:
+            proc.terminate()
+            proc.wait(timeout=20)
+        self.engine.stop()
+
+
+# ------------------------------------------------------------------------------------------------- reports
+def report_throughput(hf: dict[str, float], streamed: Batch, whole: Batch) -> None:
+    print("\n== 1. Throughput (output tokens/s; same model, prompts, greedy, fixed length)")
+    rows = [("HF generate, sequential", hf["sequential"]), ("HF generate, batched", hf["batched"]),
+            (f"vLLM server, {len(streamed.runs)} in flight, streamed", streamed.tokens_per_s),
+            (f"vLLM server, {len(whole.runs)} in flight, non-streamed", whole.tokens_per_s)]
+    for name, rate in rows:
+        print(f"  {name:<44} {rate:>9.0f} tok/s")
+    for name, batch in (("streamed", streamed), ("non-streamed", whole)):
+        seq, bat = batch.tokens_per_s / hf["sequential"], batch.tokens_per_s / hf["batched"]
+        print(f"  vLLM {name:<13} / HF sequential = {seq:6.2f}x  (target >= 5x: {_verdict(seq >= 5)})"
+              f";  / HF batched = {bat:5.2f}x  (target >= 2x: {_verdict(bat >= 2)})")
+
+
+def report_latency(batches: dict[str, Batch]) -> None:
+    print(f"\n== 2. Streaming latency, all {len(next(iter(batches.values())).runs)} requests in flight "
+          "(ms; benchmark_serving.py definitions)")
+    print(f"  {'path':<26}{'TTFT p50':>9}{'p90':>8}{'p99':>8}{'TPOT p50':>10}{'p99':>7}{'ITL p50':>9}{'p99':>8}"
+          f"{'tok/s':>8}")
+    for name, batch in batches.items():
+        ttft = [r.ttft * 1000 for r in batch.runs]
+        tpot = [(r.latency - r.ttft) / (r.output_tokens - 1) * 1000 for r in batch.runs if r.output_tokens > 1]
+        itl = [g * 1000 for r in batch.runs for g in r.itl]
+        print(f"  {name:<26}{_pct(ttft, 50):>9.1f}{_pct(ttft, 90):>8.1f}{_pct(ttft, 99):>8.1f}"
+              f"{_pct(tpot, 50):>10.2f}{_pct(tpot, 99):>7.2f}{_pct(itl, 50):>9.2f}{_pct(itl, 99):>8.2f}"
+              f"{batch.tokens_per_s:>8.0f}")
+
+
+def report_overhead(runs: dict[str, list[Run]]) -> None:
+    direct, gateway = (statistics.median(r.latency * 1000 for r in runs[k]) for k in ("direct", "gateway"))
+    minimal = statistics.median(r.latency * 1000 for r in runs["minimal"])
+    over = (gateway - direct) / direct
+    print(f"\n== 3. Gateway overhead, non-streamed, one at a time ({len(runs['direct'])} requests per path)")
+    print(f"  p50 end-to-end: vLLM direct {direct:.1f} ms, gateway + shipped filter {gateway:.1f} ms, "
+          f"gateway + one-term filter {minimal:.1f} ms")
+    print(f"  gateway + filter overhead = {over * 100:+.1f}% of p50 ({gateway - direct:+.2f} ms)  "
+          f"(target <= 5%: {_verdict(over <= 0.05)})")
+
+
+def report_filter(filt: dict[str, dict[int, tuple[float, float]]]) -> None:
+    print("\n== 4. Filter cost, shipped policy, prose with an email, a phone and an internal host every ~300 chars")
+    print("  ms per KB, p50 / p99")
+    for name, by_kb in filt.items():
+        cells = ", ".join(f"{kb} KB: {p50:.3f} / {p99:.3f}" for kb, (p50, p99) in by_kb.items())
+        worst = max(p99 for _, p99 in by_kb.values())
+        print(f"  {name:<13} {cells}  (target p99 <= 1 ms/KB: {_verdict(worst <= 1.0)})")
+
+
+def report_holdback(runs: dict[str, list[Run]], window: int, concurrent: Batch) -> None:
+    ttft = {k: statistics.median(r.ttft * 1000 for r in v) for k, v in runs.items()}
+    total = statistics.median(r.latency * 1000 for r in runs["direct"])
+    chars = statistics.median(len(r.text) for r in runs["direct"])
+    print(f"\n== 5. Hold-back cost on TTFT, streamed, one at a time ({len(runs['direct'])} requests per path)")
+    print(f"  p50 TTFT: vLLM direct {ttft['direct']:.1f} ms; gateway, one-term policy (window ~8 chars) "
+          f"{ttft['minimal']:.1f} ms; gateway, shipped policy (window {window} chars) {ttft['gateway']:.1f} ms")
+    print(f"  hold-back cost = {ttft['gateway'] - ttft['minimal']:+.1f} ms p50 TTFT (shipped - one-term); "
+          f"gateway without hold-back = {ttft['minimal'] - ttft['direct']:+.1f} ms")
+    print(f"  answers are ~{chars:.0f} characters and take {total:.0f} ms p50 in all; the first text can only leave "
+          f"once {window} characters are known{' (the whole answer here)' if chars <= window else ''}")
+
+
+# ------------------------------------------------------------------------------------------------- helpers
+def _default_model(work: Path) -> Path:
+    trained = ROOT / "runs" / "tiny" / "models" / "student"
+    if (trained / "_COMPLETE").is_file():
+        return trained
+    return _random_model(work / "model")
+
+
+def _random_model(out: Path) -> Path:
+    """A random-weight Llama shaped like the tiny profile's student, with a BPE tokenizer on the shipped prose."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    from lmforge.config import load_config
+
+    with gzip.open(ROOT / "data" / "sample" / "corpus.jsonl.gz", "rt") as f:
+        texts = [json.loads(line)["text"] for _, line in zip(range(300), f, strict=False)]
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=2048, special_tokens=["<|endoftext|>", "<|pad|>"],
+                                                       initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|endoftext|>", eos_token="<|endoftext|>",
+                                   pad_token="<|pad|>")
+    shape = load_config("tiny").distill.student
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(
+        vocab_size=len(fast), hidden_size=shape.hidden_size, intermediate_size=shape.intermediate_size,
+        num_hidden_layers=shape.num_layers, num_attention_heads=shape.num_heads,
+        num_key_value_heads=shape.num_kv_heads, max_position_embeddings=shape.max_seq_len,
+        bos_token_id=fast.bos_token_id, eos_token_id=fast.eos_token_id, pad_token_id=fast.pad_token_id,
+        tie_word_embeddings=True))
+    model.save_pretrained(out, safe_serialization=True)
+    fast.save_pretrained(out)
+    return out
+
+
+def _pct(values: list[float], q: float) -> float:
+    from lmforge.rollout.analysis import percentile
+
+    return percentile(values, q) if values else float("nan")
+
+
+def _verdict(ok: bool) -> str:
+    return "met" if ok else "NOT met"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _load() -> str:
+    return ", ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,206 @@
+"""Roll the challenger out beside the running champion in steps of traffic, then promote it or roll it back.
+
+    report = run_rollout(cfg)      # what `lmforge rollout` and flows/rollout.py run
+    report["rollout"]["decision"]  # "promote", "rollback" or "skipped" (no challenger, it is the champion ...)
+
+1. Plan: the ``champion`` and ``challenger`` aliases of ``cfg.model_name(registry.serve_role)``. Nothing to roll
+   out when there is no challenger, it is the champion, or its gates failed (it could never be promoted).
+2. Launch the challenger's vLLM (fetched from the registry like the champion) on the other vLLM port; while it
+   loads, make sure the champion is served (a running stack that already serves it is kept as it is).
+3. Warm the challenger up (each prompt once, straight to its vLLM, unmeasured). For each step of
+   ``rollout.steps``: route that share of traffic to the challenger through the gateway's admin API
+   (``canary``), or mirror it (``shadow``); send ``requests_per_step`` requests; read back from the gateway what
+   each arm did; judge the step (``lmforge.rollout.analysis``, pure).
+4. Promote: move ``champion`` through ``promote_to_champion`` (gates checked again; the figures are the reason in
+   the promotion log), switch the gateway to the challenger, stop the old champion's vLLM. Roll back: all
+   traffic to the champion, the challenger's vLLM stopped. Either way the verdict is tagged on the challenger's
+   version (``lmforge.rollout``) and the whole report is written to ``<state>/serve/rollouts/``.
+
+Anything that fails mid-way sends all traffic back to the champion and stops the challenger before re-raising.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from mlflow import MlflowClient
+
+from lmforge import envs
+from lmforge.artifacts import write_json_atomic
+from lmforge.config import LMForgeConfig
+from lmforge.registry.promote import PromotionRefused, gate_failures, promote_to_champion
+from lmforge.rollout.analysis import Decision, StepResult, arm_figures, decide, judge_step
+from lmforge.rollout.champion import alias_version, champion_version, ensure_champion_served, fetch_version, serves
+from lmforge.rollout.traffic import send_requests, warm_up
+from lmforge.serve.admin import AdminClient
+from lmforge.serve.engine import VLLMEngine
+from lmforge.serve.routing import Observation
+from lmforge.serve.stack import (
+    admin_key,
+    adopt_challenger,
+    challenger_port,
+    champion_port,
+    record_challenger,
+    start_challenger,
+)
+
+log = logging.getLogger("lmforge.rollout")
+ROLLOUT_TAG = "lmforge.rollout"
+COLLECT_TIMEOUT_S = 120.0  # how long to wait for the gateway to account for a step (shadow copies included)
+
+
+@dataclass(frozen=True)
+class Plan:
+    model: str
+    champion: str
+    challenger: str | None
+    skip: str | None  # why nothing is rolled out; None: roll out
+
+
+def run_rollout(cfg: LMForgeConfig) -> dict[str, Any]:
+    """Serve the champion, roll the challenger out against it if there is one; return what is served now."""
+    plan = plan_rollout(cfg)
+    if plan.skip:
+        log.info("no rollout: %s", plan.skip)
+        return {**ensure_champion_served(cfg), "rollout": {"decision": "skipped", "reason": plan.skip}}
+    assert plan.challenger is not None
+    hf_dir = fetch_version(cfg, plan.model, plan.challenger)
+    running = serves(cfg, plan.model, plan.champion)
+    port = challenger_port(cfg, champion_port(cfg) if running else cfg.serve.vllm_port)
+    engine = start_challenger(cfg, hf_dir, plan.model, port)  # loads while the champion is made sure of
+    try:
+        served = ensure_champion_served(cfg)
+        record_challenger(cfg, engine.pid)
+        engine.wait_ready()
+    except BaseException:
+        engine.stop()
+        record_challenger(cfg, None)
+        raise
+    report = roll_out(cfg, plan, engine, served["gateway_url"])
+    if report["decision"] == "promote":
+        served = {**served, "version": plan.challenger, "vllm_url": engine.base_url}
+    return {**served, "rollout": report}
+
+
+def plan_rollout(cfg: LMForgeConfig) -> Plan:
+    name = cfg.model_name(cfg.registry.serve_role)
+    champion = champion_version(cfg, name)
+    challenger = alias_version(cfg, name, "challenger")
+    skip = None
+    if challenger is None:
+        skip = f"{name} has no challenger"
+    elif challenger == champion:
+        skip = f"the challenger v{challenger} is already the champion"
+    elif failures := gate_failures(cfg, name, challenger):
+        skip = f"challenger v{challenger} could never become champion: {'; '.join(failures)}"
+    return Plan(name, champion, challenger, skip)
+
+
+def roll_out(cfg: LMForgeConfig, plan: Plan, engine: VLLMEngine, gateway_url: str) -> dict[str, Any]:
+    """Steps 3 and 4 with a ready challenger ``engine`` beside the champion behind ``gateway_url``."""
+    rollout = cfg.rollout
+    key = admin_key(cfg)
+    admin = AdminClient(gateway_url, key)
+    policy_path = cfg.resolve(rollout.challenger_policy or cfg.serve.policy)
+    arm = {"upstream_url": engine.base_url, "model_version": plan.challenger,
+           "policy": yaml.safe_load(policy_path.read_text()) if rollout.challenger_policy else None}
+    rng = random.Random(rollout.seed)
+    began = time.monotonic()
+    report: dict[str, Any] = {"model": plan.model, "champion": plan.champion, "challenger": plan.challenger,
+                              "mode": rollout.mode, "challenger_url": engine.base_url,
+                              "started_at": _now(), "steps": []}
+    results: list[StepResult] = []
+    champion_seen: list[Observation] = []  # the champion's answers over the whole rollout: the p99 baseline
+    try:
+        warm_up(engine.base_url, plan.model, rollout)
+        decision = decide(results, rollout)
+        while decision.action == "continue":
+            share = decision.next_share or 0
+            state = admin.set_route(share, rollout.mode, challenger=None if results else arm)
+            tally = send_requests(gateway_url, key, plan.model, rollout, rollout.requests_per_step, rng)
+            observed = _collect(admin, state["cursor"], tally.sent)
+            champion_seen += [o for o in observed if o.arm == "champion" and not o.mirrored]
+            step = judge_step(share, rollout.mode, arm_figures([o for o in observed if o.arm == "challenger"]),
+                              arm_figures(champion_seen) if champion_seen else None, rollout)
+            results.append(step)
+            report["steps"].append({**step.to_dict(), "client": tally.to_dict()})
+            decision = decide(results, rollout)
+            log.info("step %s%% %s: %s", share, "passed" if step.passed else "failed", decision.reason)
+        report.update(_finish(cfg, plan, engine, admin, decision, policy_path))
+    except BaseException as err:
+        _abort(engine, admin, cfg)
+        report.update(decision="aborted", reason=f"aborted: {type(err).__name__}: {err}")
+        _record(cfg, plan, report, began)
+        raise
+    finally:
+        admin.close()
+    _record(cfg, plan, report, began)
+    return report
+
+
+def _finish(
+    cfg: LMForgeConfig, plan: Plan, engine: VLLMEngine, admin: AdminClient, decision: Decision, policy_path: Path
+) -> dict[str, Any]:
+    assert plan.challenger is not None
+    move = None
+    if decision.action == "promote":
+        try:  # the registry first: it is what every later start serves
+            move = promote_to_champion(cfg, plan.model, plan.challenger, by="lmforge rollout", reason=decision.reason)
+        except PromotionRefused as refused:
+            decision = Decision("rollback", None, f"rolled back: {refused}")
+    if decision.action == "promote":
+        admin.promote()
+        old_stopped = adopt_challenger(cfg, engine, plan.challenger, policy_path)
+        return {"decision": "promote", "reason": decision.reason, "promotion": asdict(move) if move else None,
+                "old_champion_stopped": old_stopped}
+    admin.clear_route()
+    engine.stop()
+    record_challenger(cfg, None)
+    return {"decision": "rollback", "reason": decision.reason, "challenger_stopped": not engine.alive()}
+
+
+def _collect(admin: AdminClient, cursor: int, sent: int) -> list[Observation]:
+    """The step's observations, once the gateway has accounted for every request and shadow copy."""
+    deadline = time.monotonic() + COLLECT_TIMEOUT_S
+    while True:
+        observed, _, pending = admin.observations(cursor)
+        answered = sum(not o.mirrored for o in observed)
+        if (pending == 0 and answered >= sent) or time.monotonic() > deadline:
+            return observed
+        time.sleep(0.1)
+
+
+def _abort(engine: VLLMEngine, admin: AdminClient, cfg: LMForgeConfig) -> None:
+    try:
+        admin.clear_route()
+    except Exception:  # the gateway may be what failed; the challenger still has to go
+        log.exception("could not route traffic back to the champion")
+    engine.stop()
+    record_challenger(cfg, None)
+
+
+def _record(cfg: LMForgeConfig, plan: Plan, report: dict[str, Any], began: float) -> None:
+    """The verdict as a tag on the challenger's version; the whole report under <state>/serve/rollouts/."""
+    report["seconds"] = round(time.monotonic() - began, 1)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    path = envs.state_dir() / "serve" / "rollouts" / f"{plan.model}-v{plan.challenger}-{stamp}.json"
+    report["report_path"] = str(path)
+    write_json_atomic(path, report)
+    summary = {"decision": report["decision"], "mode": report["mode"], "at": _now(),
+               "against_champion": plan.champion, "reason": report["reason"][:3000], "report": str(path)}
+    try:
+        MlflowClient().set_model_version_tag(plan.model, str(plan.challenger), ROLLOUT_TAG, json.dumps(summary))
+    except Exception:  # the report file still holds it; a tag failure must not hide the verdict
+        log.exception("could not tag %s v%s with the rollout verdict", plan.model, plan.challenger)
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
