@@ -183,6 +183,7 @@ class ServeConfig(_Section):
     host: str = Field("127.0.0.1", description="Bind address of vLLM and the gateway.")
     vllm_port: int = Field(8100, description="Port of the vLLM OpenAI server (challenger: +1).")
     gateway_port: int = Field(8000, description="Port of the gateway.")
+    tensor_parallel_size: int = Field(1, ge=1, description="vLLM --tensor-parallel-size: GPUs one replica spans.")
     kv_cache_gib: float = Field(1.0, description="VLLM_CPU_KVCACHE_SPACE in GiB.")
     enforce_eager: bool = Field(True, description="Skip torch.compile in vLLM (faster start on CPU).")
     dtype: str = Field("float32", description="vLLM --dtype.")

@@ -84,6 +84,8 @@ class VLLMEngine:
             cmd += ["--max-model-len", str(self.cfg.max_model_len)]
         if self.cfg.enforce_eager:
             cmd.append("--enforce-eager")
+        if self.cfg.tensor_parallel_size > 1:
+            cmd += ["--tensor-parallel-size", str(self.cfg.tensor_parallel_size)]
         return cmd
 
     def environment(self) -> dict[str, str]:

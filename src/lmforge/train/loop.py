@@ -23,6 +23,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import MLFlowLogger
+from lightning.pytorch.strategies import Strategy
 from mlflow.exceptions import MlflowException
 from torch import nn
 
@@ -111,7 +112,7 @@ def build_trainer(train_cfg: TrainConfig, ckpt_dir: Path, logger: MLFlowLogger |
     warnings.filterwarnings("ignore", ".*does not have many workers.*")  # 0 workers: data is a memmap slice
     warnings.filterwarnings("ignore", ".*exists and is not empty.*")  # expected: that is how we resume
     return L.Trainer(
-        accelerator=c.accelerator, devices=c.devices, num_nodes=c.num_nodes, strategy=c.strategy,
+        accelerator=c.accelerator, devices=c.devices, num_nodes=c.num_nodes, strategy=build_strategy(c),
         precision=c.precision, max_steps=c.max_steps, accumulate_grad_batches=c.accumulate,
         gradient_clip_val=c.grad_clip, val_check_interval=c.val_every * c.accumulate,
         check_val_every_n_epoch=None, limit_val_batches=c.val_batches, num_sanity_val_steps=0,
@@ -120,6 +121,23 @@ def build_trainer(train_cfg: TrainConfig, ckpt_dir: Path, logger: MLFlowLogger |
         enable_progress_bar=bool(bar), enable_model_summary=False, use_distributed_sampler=False,
         default_root_dir=ckpt_dir,
     )
+
+
+def build_strategy(train_cfg: TrainConfig) -> str | Strategy:
+    """Lightning's strategy for ``train.strategy``: ``ddp`` with the process-group backend of the accelerator
+    (NCCL on GPUs, gloo on CPUs), ``fsdp`` sharding each Llama decoder layer and gathering a full state dict for
+    the rank-0 export; anything else is passed to Lightning as named."""
+    from lightning.pytorch.strategies import DDPStrategy, FSDPStrategy
+
+    backend = "nccl" if train_cfg.accelerator in ("gpu", "cuda") else "gloo"
+    if train_cfg.strategy == "ddp":
+        return DDPStrategy(process_group_backend=backend)
+    if train_cfg.strategy == "fsdp":
+        from transformers.models.llama.modeling_llama import LlamaDecoderLayer
+
+        return FSDPStrategy(auto_wrap_policy={LlamaDecoderLayer}, sharding_strategy="FULL_SHARD",
+                            state_dict_type="full", process_group_backend=backend)
+    return train_cfg.strategy
 
 
 def progress_bar_enabled(train_cfg: TrainConfig) -> bool:
