@@ -50,7 +50,12 @@ LMFORGE_MLFLOW_URI = EnvVar(
     "LMFORGE_MLFLOW_URI", None, "MLflow tracking URI; overrides registry.tracking_uri of the profile."
 )
 
-ALL = [LMFORGE_ROOT, LMFORGE_PROFILE, LMFORGE_STATE_DIR, LMFORGE_API_KEYS, LMFORGE_MLFLOW_URI]
+LMFORGE_LOCK_TIMEOUT_S = EnvVar(
+    "LMFORGE_LOCK_TIMEOUT_S", None, "Seconds a pipeline run waits for another run to release its work directory; "
+    "unset: wait until it finishes; 0: fail at once."
+)
+
+ALL = [LMFORGE_ROOT, LMFORGE_PROFILE, LMFORGE_STATE_DIR, LMFORGE_API_KEYS, LMFORGE_MLFLOW_URI, LMFORGE_LOCK_TIMEOUT_S]
 
 
 def project_root() -> Path:

@@ -1,0 +1,81 @@
+"""Stage specs from dvc.yaml and the cache keys derived from them."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lmforge.config import load_config
+from lmforge.ops import stages
+
+
+@pytest.fixture
+def cfg(tmp_path: Path):
+    return load_config("tiny", [f"work_dir={tmp_path / 'work'}"])
+
+
+def test_specs_follow_dvc_yaml_with_work_resolved(cfg) -> None:
+    specs = stages.load_specs(cfg)
+    assert list(specs) == list(yaml.safe_load((cfg.root / "dvc.yaml").read_text())["stages"])
+    pretrain = specs["pretrain"]
+    assert cfg.paths.shards in pretrain.deps and cfg.root / "src/lmforge/train" in pretrain.deps
+    assert pretrain.params == ("pretrain",) and pretrain.outs == (cfg.paths.models / "pretrain",)
+    assert specs["teacher_cache"].params == ("distill.top_k", "distill.sft_share", "distill.train")
+    assert cfg.paths.reports / "distill.json" in specs["distill"].outs  # metrics count as outputs
+
+
+def test_key_changes_with_its_own_params_only(tmp_path: Path) -> None:
+    base = load_config("tiny", [f"work_dir={tmp_path}"])
+    lr = load_config("tiny", [f"work_dir={tmp_path}", "finetune.train.lr=0.123"])
+    assert stages.group_key(base, ["pretrain"]) == stages.group_key(lr, ["pretrain"])
+    assert stages.group_key(base, ["finetune"]) != stages.group_key(lr, ["finetune"])
+    other_dir = load_config("tiny", [f"work_dir={tmp_path / 'other'}"])
+    assert stages.group_key(base, ["pretrain"]) != stages.group_key(other_dir, ["pretrain"])
+
+
+def test_key_follows_dep_content_not_pycache(cfg) -> None:
+    shards = cfg.paths.shards
+    shards.mkdir(parents=True)
+    (shards / "manifest.json").write_text("{}")
+    before = stages.group_key(cfg, ["pretrain"])
+    (shards / "__pycache__").mkdir()
+    (shards / "__pycache__" / "x.cpython-311.pyc").write_bytes(b"\0")
+    assert stages.group_key(cfg, ["pretrain"]) == before
+    (shards / "manifest.json").write_text('{"tokens": 1}')
+    assert stages.group_key(cfg, ["pretrain"]) != before
+
+
+def test_group_key_does_not_hash_what_the_group_makes(cfg) -> None:
+    """The distill task builds the teacher cache itself: its key must not depend on the cache's contents."""
+    before = stages.group_key(cfg, ["teacher_cache", "distill"])
+    cfg.paths.teacher_cache.mkdir(parents=True)
+    (cfg.paths.teacher_cache / "index.npy").write_bytes(b"1")
+    assert stages.group_key(cfg, ["teacher_cache", "distill"]) == before
+
+
+def test_a_record_counts_only_while_outputs_are_unchanged(cfg) -> None:
+    out = cfg.paths.models / "pretrain"
+    out.mkdir(parents=True)
+    (out / "model.safetensors").write_bytes(b"weights")
+    assert not stages.is_current(cfg, ["pretrain"])
+    stages.write_records(cfg, ["pretrain"], seconds=1.0)
+    assert stages.is_current(cfg, ["pretrain"])
+    assert "pretrain" not in stages.stale_stages(cfg)
+    (out / "model.safetensors").write_bytes(b"other weights")
+    assert not stages.is_current(cfg, ["pretrain"])
+    stages.write_records(cfg, ["pretrain"], seconds=1.0)
+    shutil.rmtree(out)
+    assert not stages.is_current(cfg, ["pretrain"])
+
+
+def test_a_changed_param_makes_the_stage_stale(tmp_path: Path) -> None:
+    cfg = load_config("tiny", [f"work_dir={tmp_path}"])
+    (cfg.paths.models / "teacher").mkdir(parents=True)
+    stages.write_records(cfg, ["finetune"], seconds=1.0)
+    assert stages.is_current(cfg, ["finetune"])
+    changed = load_config("tiny", [f"work_dir={tmp_path}", "finetune.train.max_steps=7"])
+    assert not stages.is_current(changed, ["finetune"])
+    assert stages.is_current(cfg, ["finetune"])
