@@ -1,42 +1,43 @@
 """Data flow: ingest -> clean -> validate (Great Expectations gate) -> tokenize -> pack.
 
     python -m flows.data            # tiny profile
+
+Each step is cached by its ``dvc.yaml`` inputs (``flows.common.stage_task``); a failed gate is a verdict on
+the data, not a transient fault, and is never retried.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from prefect import flow, task
+from prefect import flow
 from prefect.artifacts import create_markdown_artifact
-from prefect.cache_policies import NO_CACHE
 
-from flows.common import load, summary
+from flows.common import load, run_stage, stage_task, summary
 from lmforge.data import stage
 
 
-@task(name="ingest", cache_policy=NO_CACHE)
+@stage_task("ingest", stages=("ingest",), extra=("input_path",))
 def ingest_task(cfg, input_path: str | None):
     return stage.ingest(cfg, Path(input_path) if input_path else None)
 
 
-@task(name="clean", cache_policy=NO_CACHE)
+@stage_task("clean", stages=("clean",))
 def clean_task(cfg):
     return stage.clean(cfg)
 
 
-# A failed gate is a verdict on the data, not a transient fault: never retried.
-@task(name="validate", cache_policy=NO_CACHE, retries=0)
+@stage_task("validate", stages=("validate",))
 def validate_task(cfg):
     return stage.validate(cfg)
 
 
-@task(name="tokenize", cache_policy=NO_CACHE)
+@stage_task("tokenize", stages=("tokenize",))
 def tokenize_task(cfg):
     return stage.tokenize(cfg)
 
 
-@task(name="pack", cache_policy=NO_CACHE)
+@stage_task("pack", stages=("pack",))
 def pack_task(cfg):
     return stage.pack(cfg)
 
@@ -45,11 +46,11 @@ def pack_task(cfg):
 def data_flow(profile: str = "tiny", overrides: list[str] | None = None, input_path: str | None = None) -> dict:
     cfg = load(profile, overrides)
     results = {
-        "ingest": ingest_task(cfg, input_path),
-        "clean": clean_task(cfg),
-        "validate": validate_task(cfg),
-        "tokenize": tokenize_task(cfg),
-        "pack": pack_task(cfg),
+        "ingest": run_stage(ingest_task, cfg, input_path),
+        "clean": run_stage(clean_task, cfg),
+        "validate": run_stage(validate_task, cfg),
+        "tokenize": run_stage(tokenize_task, cfg),
+        "pack": run_stage(pack_task, cfg),
     }
     out = {name: summary(result) for name, result in results.items()}
     create_markdown_artifact(

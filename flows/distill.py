@@ -5,15 +5,15 @@
 
 from __future__ import annotations
 
-from prefect import flow, task
-from prefect.cache_policies import NO_CACHE
+from prefect import flow
 
-from flows.common import load, summary
+from flows.common import load, run_stage, stage_task, summary
 from flows.train import lineage_tags
 
 
-# A failed gate raises GateFailed with the measured figures; retrying would not change the verdict.
-@task(name="distill", cache_policy=NO_CACHE, retries=0)
+# A failed gate raises GateFailed with the measured figures; retrying would not change the verdict, so it is
+# never retried (lmforge.ops.retry). The task builds the teacher cache when needed, then trains the students.
+@stage_task("distill", stages=("teacher_cache", "distill"))
 def distill_task(cfg, tags: dict[str, str]):
     from lmforge.distill.stage import run_distill
 
@@ -24,7 +24,7 @@ def distill_task(cfg, tags: dict[str, str]):
 def distill_flow(profile: str = "tiny", overrides: list[str] | None = None, teacher_run: str = "") -> dict:
     cfg = load(profile, overrides)
     tags = lineage_tags(cfg) | {"lmforge.config_hash": cfg.distill.digest(), "lmforge.teacher_run": teacher_run}
-    return summary(distill_task(cfg, tags))
+    return summary(run_stage(distill_task, cfg, tags))
 
 
 if __name__ == "__main__":

@@ -5,22 +5,21 @@
 
 from __future__ import annotations
 
-from prefect import flow, task
-from prefect.cache_policies import NO_CACHE
+from prefect import flow
 
-from flows.common import load, summary
+from flows.common import load, run_stage, stage_task, summary
 from lmforge import lineage
 
 
-@task(name="pretrain", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5)
+@stage_task("pretrain", stages=("pretrain",))
 def pretrain_task(cfg, tags: dict[str, str]):
-    # A retry resumes from the last checkpoint, so a transient failure costs only the steps since then.
+    # A retry (or a re-run after a kill) resumes from the last checkpoint: only the steps since then are lost.
     from lmforge.train.pretrain import run_pretrain
 
     return run_pretrain(cfg, tags=tags)
 
 
-@task(name="finetune", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5)
+@stage_task("finetune", stages=("finetune",))
 def finetune_task(cfg, tags: dict[str, str]):
     from lmforge.train.finetune import run_finetune
 
@@ -39,14 +38,14 @@ def lineage_tags(cfg) -> dict[str, str]:
 def pretrain_flow(profile: str = "tiny", overrides: list[str] | None = None) -> dict:
     cfg = load(profile, overrides)
     tags = lineage_tags(cfg) | {"lmforge.config_hash": cfg.pretrain.digest()}
-    return summary(pretrain_task(cfg, tags))
+    return summary(run_stage(pretrain_task, cfg, tags))
 
 
 @flow(name="lmforge-finetune", log_prints=True)
 def finetune_flow(profile: str = "tiny", overrides: list[str] | None = None, parent_run: str = "") -> dict:
     cfg = load(profile, overrides)
     tags = lineage_tags(cfg) | {"lmforge.config_hash": cfg.finetune.digest(), "lmforge.parent_run": parent_run}
-    return summary(finetune_task(cfg, tags))
+    return summary(run_stage(finetune_task, cfg, tags))
 
 
 if __name__ == "__main__":

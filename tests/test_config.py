@@ -70,3 +70,9 @@ def test_every_profile_model_is_servable_by_vllm_cpu(profile: str) -> None:
 def test_heads_must_divide_width() -> None:
     with pytest.raises(ValidationError, match="must divide"):
         load_config("tiny", ["pretrain.model.num_heads=3"])
+
+
+def test_a_checkpoint_resumes_only_the_same_recipe() -> None:
+    base = load_config("tiny").finetune.train
+    assert load_config("tiny", ["finetune.train.max_steps=999"]).finetune.train.recipe_digest() == base.recipe_digest()
+    assert load_config("tiny", ["finetune.train.lr=0.1"]).finetune.train.recipe_digest() != base.recipe_digest()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
@@ -116,6 +117,15 @@ def cmd_pipeline(cfg: LMForgeConfig, args: argparse.Namespace) -> Any:
     return run_pipeline_flow(cfg.profile, args.set or [])
 
 
+def cmd_status(cfg: LMForgeConfig, args: argparse.Namespace) -> Any:
+    from lmforge.ops.stages import load_specs, read_record, stale_stages
+
+    stale = stale_stages(cfg)
+    return {"work_dir": str(cfg.paths.work_dir), "stale": stale,
+            "current": {name: (read_record(cfg, name) or {}).get("finished_at")
+                        for name in load_specs(cfg) if name not in stale}}
+
+
 def cmd_mlflow_server(cfg: LMForgeConfig, args: argparse.Namespace) -> Any:
     from lmforge.registry.auth import ensure_auth_config
     from lmforge.registry.server import default_spec, exec_server
@@ -212,12 +222,26 @@ COMMANDS: dict[str, tuple[Callable[[LMForgeConfig, argparse.Namespace], Any], Ca
                 "promotes it (promotion log) or rolls it back; writes .state/serve/rollouts/<name>-v<N>-*.json."),
     "pipeline": (cmd_pipeline, _no_args,
                  "Runs data -> pretrain -> finetune -> distill -> register -> rollout as one Prefect flow."),
+    "status": (cmd_status, _no_args,
+               "Reads dvc.yaml and <work>/.lmforge/stages/; lists the stages a pipeline run would execute (stale: "
+               "inputs, params or outputs changed since their last run) and when the others last finished."),
     "mlflow-server": (cmd_mlflow_server, _args_mlflow_server,
                       "Runs the MLflow server (UI, REST) on 127.0.0.1 over .state/mlflow.db or --backend; "
                       "reads the basic-auth ini with --auth."),
     "filter": (cmd_filter, _args_filter,
                "Reads JSONL {\"text\"} on stdin; writes filtered text and actions per line to stdout."),
 }
+
+
+def stages_run(args: argparse.Namespace) -> tuple[str, ...]:
+    """The ``dvc.yaml`` stages a finished subcommand ran (their records let ``lmforge status`` agree with DVC)."""
+    if args.command == "data" and not getattr(args, "input", None):
+        return ("ingest", "clean", "validate", "tokenize", "pack") if args.step == "all" else (args.step,)
+    if args.command == "distill":
+        return ("teacher_cache",) if args.step == "cache" else ("distill",)
+    if args.command == "register" and not args.no_promote:
+        return ("register",)
+    return (args.command,) if args.command in ("pretrain", "finetune") else ()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -240,7 +264,12 @@ def main(argv: list[str] | None = None) -> int:
         overrides.append(f"work_dir={Path(args.out).resolve()}")
     try:
         cfg = load_config(args.profile, overrides)
+        start = time.perf_counter()
         result = COMMANDS[args.command][0](cfg, args)
+        if stages := stages_run(args):  # what `dvc repro` ran counts for the pipeline's records too
+            from lmforge.ops.stages import write_records
+
+            write_records(cfg, stages, time.perf_counter() - start)
     except (FileNotFoundError, ValueError, LookupError, RuntimeError, OSError) as err:
         print(f"lmforge {args.command}: {type(err).__name__}: {err}", file=sys.stderr)
         return 1

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -39,7 +39,7 @@ class DataConfig(_Section):
     max_dup_line_ratio: float = Field(0.3, description="Maximum share of repeated lines (repetitive).")
     max_top_ngram_ratio: float = Field(0.2, description="Maximum share of the top 3-gram (repetitive).")
     min_english_ratio: float = Field(0.3, description="Minimum share of common English stop words.")
-    min_english_share: float = Field(0.95, description="Gate: share of clean prose at min_english_ratio.")
+    min_english_share: float = Field(0.95, ge=0, le=1, description="Gate: share of clean prose at min_english_ratio.")
     max_duplicate_rate: float = Field(0.0, description="Gate: share of clean records that may be copies.")
     minhash_perm: int = Field(128, description="MinHash permutations.")
     minhash_bands: int = Field(16, description="LSH bands b; rows r = perm / b.")
@@ -107,6 +107,18 @@ class TrainConfig(_Section):
     )
     progress_bar: bool | None = Field(
         None, description="Lightning's TQDM progress bar. None: on when stderr is a terminal (off in tests, CI logs).")
+
+
+    # Fields a run may change and still resume from its checkpoints: how long, how often, where, how shown.
+    RESUMABLE_FIELDS: ClassVar[tuple[str, ...]] = (
+        "max_steps", "val_every", "val_batches", "ckpt_every", "strategy", "accelerator", "devices", "num_nodes",
+        "peak_flops", "progress_bar", "compile")
+
+    def recipe_digest(self) -> str:
+        """What a checkpoint must share with the run that resumes it: everything that changes what is learned
+        (lr, batch, seed, precision ...), not the step budget or the hardware."""
+        recipe = self.model_dump(mode="json", exclude=set(self.RESUMABLE_FIELDS))
+        return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
 
 
 class PretrainConfig(_Section):

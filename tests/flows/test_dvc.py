@@ -6,6 +6,7 @@ Runs in a scratch copy of the project (its own git repo, DVC cache and local rem
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -67,3 +68,18 @@ def test_dvc_repro_data_stages_then_nothing_to_do(scratch_repo: tuple[Path, dict
     assert any((repo / ".dvcstore").rglob("*")), "nothing reached the local DVC remote"
     status = _run([*dvc, "status", "-c"], repo, env)
     assert "new:" not in status and "missing:" not in status
+
+    # DVC and lmforge agree on what is stale: the stage commands dvc ran left lmforge's records, and one
+    # changed param makes the same stages stale for both.
+    lmforge = [str(Path(sys.executable).parent / "lmforge"), "status"]
+    assert json.loads(_run(lmforge, repo, env))["stale"] == ["pretrain", "finetune", "teacher_cache", "distill",
+                                                             "register"]
+    tiny = yaml.safe_load((repo / "configs" / "tiny.yaml").read_text())
+    tiny["data"]["vocab_size"] = 600
+    (repo / "configs" / "tiny.yaml").write_text(yaml.safe_dump(tiny))
+    data_stages = {"ingest", "clean", "validate", "tokenize", "pack"}
+    dvc_status = subprocess.run([*dvc, "status", "--json"], cwd=repo, env=env, capture_output=True, text=True,
+                                timeout=300)
+    dvc_stale = set(json.loads(dvc_status.stdout)) & data_stages
+    ours = set(json.loads(_run(lmforge, repo, env))["stale"]) & data_stages
+    assert dvc_stale == ours == {"ingest", "clean", "tokenize", "pack"}

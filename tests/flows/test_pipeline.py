@@ -44,5 +44,21 @@ def test_pipeline_end_to_end(prefect_harness, free_port, tmp_path: Path) -> None
         text = next_steps(report)
         assert served["api_key"] in text and "mlflow ui" in text and "prefect server start" in text
         assert (cfg.paths.reports / "pipeline.json").is_file()
+        assert served["api_key"] not in (cfg.paths.reports / "pipeline.json").read_text()
+
+        # A re-run with nothing changed executes no stage body and keeps the running endpoint.
+        again = pipeline_flow(profile="tiny", overrides=overrides)
+        assert {e["status"] for e in again["ledger"]} == {"cached"} and len(again["ledger"]) == 9
+        assert again["stages"]["rollout"]["version"] == served["version"]
+        assert "Cached: ingest, clean, validate" in (cfg.paths.reports / "pipeline.md").read_text()
+
+        # One changed section re-runs that stage and what depends on it; the new student is canaried.
+        changed = pipeline_flow(profile="tiny", overrides=[*overrides, "finetune.train.lr=0.002"])
+        ran = [e["stage"] for e in changed["ledger"] if e["status"] == "ran"]
+        assert ran == ["finetune", "distill", "register"]
+        assert changed["stages"]["finetune"]["run_id"] != report["stages"]["finetune"]["run_id"]
+        outcome = changed["stages"]["rollout"]["rollout"]
+        assert outcome["decision"] in ("promote", "rollback"), outcome
+        assert outcome["challenger"] == str(int(served["version"]) + 1)
     finally:
         stop_stack(cfg)

@@ -139,7 +139,7 @@ def train_student(cfg: LMForgeConfig, role: str, teacher: LlamaForCausalLM | Non
         module = DistillModule(model, teacher, section)
     teacher_run = teacher_meta.get("run_id") or ""
     identity = {"stage": "distill", "role": role, "kd": _kd_identity(cfg), "teacher_run": teacher_run,
-                "data": data_hash(paths.shards)}
+                "data": data_hash(paths.shards), "recipe": train.recipe_digest()}
     ckpt_dir = paths.checkpoints / "distill" / role
     resume, meta = find_resume_checkpoint(ckpt_dir, identity, module)
     run_tags = {**(tags or {}), "lmforge.role": role, "lmforge.teacher_run": teacher_run,

@@ -55,6 +55,19 @@ def register_all(cfg: LMForgeConfig, promote: bool = True) -> dict[str, Register
     return versions
 
 
+def recorded_versions_exist(cfg: LMForgeConfig) -> bool:
+    """True when every version ``reports/register.json`` names is still in the registry (a cached register
+    stage is only valid while they are: a wiped or other MLflow store needs them registered again)."""
+    try:
+        recorded = json.loads((cfg.paths.reports / "register.json").read_text())["versions"]
+        client = MlflowClient(tracking_uri=cfg.tracking_uri())
+        for version in recorded.values():
+            client.get_model_version(version["name"], str(version["version"]))
+    except (OSError, ValueError, KeyError, TypeError, MlflowException):
+        return False
+    return True
+
+
 def _data_gate(cfg: LMForgeConfig) -> str:
     result = _read_json(cfg.paths.validation / "result.json", "data validation result")
     return "passed" if result.get("success") else "failed"
@@ -73,6 +86,14 @@ def _metrics(role: str, meta: dict, distill: dict) -> dict[str, float]:
         if isinstance(value, int | float):
             metrics[key] = float(value)
     return metrics
+
+
+def has_champion(cfg: LMForgeConfig) -> bool:
+    """Whether the served role's model already has a champion (then a new version waits for the rollout)."""
+    from lmforge.registry.tracking import setup_tracking
+
+    setup_tracking(cfg)
+    return _has_champion(cfg.model_name(cfg.registry.serve_role))
 
 
 def _has_champion(name: str) -> bool:

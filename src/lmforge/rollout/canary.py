@@ -193,12 +193,17 @@ def _record(cfg: LMForgeConfig, plan: Plan, report: dict[str, Any], began: float
     path = envs.state_dir() / "serve" / "rollouts" / f"{plan.model}-v{plan.challenger}-{stamp}.json"
     report["report_path"] = str(path)
     write_json_atomic(path, report)
-    summary = {"decision": report["decision"], "mode": report["mode"], "at": _now(),
-               "against_champion": plan.champion, "reason": report["reason"][:3000], "report": str(path)}
+    record_verdict(plan.model, str(plan.challenger), {
+        "decision": report["decision"], "mode": report["mode"], "against_champion": plan.champion,
+        "reason": report["reason"][:3000], "report": str(path)})
+
+
+def record_verdict(model: str, version: str, verdict: dict[str, Any]) -> None:
+    """Tag the challenger's version with what became of it (``lmforge.rollout``): promote, rollback, rejected."""
     try:
-        MlflowClient().set_model_version_tag(plan.model, str(plan.challenger), ROLLOUT_TAG, json.dumps(summary))
+        MlflowClient().set_model_version_tag(model, version, ROLLOUT_TAG, json.dumps({**verdict, "at": _now()}))
     except Exception:  # the report file still holds it; a tag failure must not hide the verdict
-        log.exception("could not tag %s v%s with the rollout verdict", plan.model, plan.challenger)
+        log.exception("could not tag %s v%s with the rollout verdict", model, version)
 
 
 def _now() -> str:

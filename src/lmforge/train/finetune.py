@@ -64,7 +64,7 @@ def run_finetune(cfg: LMForgeConfig, tags: dict[str, str] | None = None,
 
     ckpt_dir = paths.checkpoints / "finetune"
     identity = {"stage": "finetune", "parent_run": parent.get("run_id"), "lora": section.lora,
-                "data": data_hash(paths.shards)}
+                "data": data_hash(paths.shards), "recipe": train.recipe_digest()}
     resume, meta = find_resume_checkpoint(ckpt_dir, identity, module)
     run_tags = {"lmforge.parent_run": parent.get("run_id") or "", **(tags or {})}
     logger = mlflow_logger(cfg, "finetune", run_tags, run_name=f"finetune-{cfg.profile}", run_id=meta.get("run_id"))

@@ -60,7 +60,8 @@ def run_pretrain(cfg: LMForgeConfig, tags: dict[str, str] | None = None,
                                      train.val_batches, manifest["pad_id"])
 
     ckpt_dir = paths.checkpoints / "pretrain"
-    identity = {"stage": "pretrain", "model": section.model.digest(), "data": data_hash(paths.shards)}
+    identity = {"stage": "pretrain", "model": section.model.digest(), "data": data_hash(paths.shards),
+                "recipe": train.recipe_digest()}
     resume, meta = find_resume_checkpoint(ckpt_dir, identity, module)
     logger = mlflow_logger(cfg, "pretrain", tags, run_name=f"pretrain-{cfg.profile}", run_id=meta.get("run_id"))
     log_params(logger, section.model_dump(mode="json"))
