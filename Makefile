@@ -11,7 +11,7 @@ UV_VERSION := 0.13.9
 FIND_LINKS := $(or $(shell $(PYTHON) -m pip config get global.find-links 2>/dev/null),/opt/wheels)
 PYTEST_ARGS ?=
 
-.PHONY: install run test test-fast lint lock doctor clean-state
+.PHONY: install run test test-fast lint lock doctor clean-state deploy
 
 install: $(STAMP)
 
@@ -37,6 +37,10 @@ lint: install
 
 doctor: install
 	$(BIN)/python -m lmforge.doctor
+
+# Register prefect.yaml's deployments and schedules on a running Prefect server (infra/prefect-server.sh).
+deploy: install
+	bash infra/prefect-deploy.sh
 
 # Debian packages the registry's integration tests use (PostgreSQL, Chromium + chromedriver); only what is missing.
 .PHONY: system-deps

@@ -6,4 +6,5 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 state="${LMFORGE_STATE_DIR:-$root/.state}"
 export PREFECT_HOME="$state/prefect" PREFECT_SERVER_ANALYTICS_ENABLED=false
+mkdir -p "$PREFECT_HOME"
 exec "$root/.venv/bin/prefect" server start --host 127.0.0.1 --port "${PORT:-4200}"
