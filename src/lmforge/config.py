@@ -233,10 +233,14 @@ class RolloutConfig(_Section):
         ],
         description="The fixed prompts each step sends through the gateway (chat), in a seeded shuffled order.")
     max_tokens: int = Field(32, ge=1, description="max_tokens of each rollout request (greedy).")
-    stream_every: int = Field(2, ge=0, description="Every Nth rollout request streams, so both paths are "
-                                                   "measured (0: none stream).")
+    stream_every: int = Field(2, ge=0, description="One in N rollout requests streams (a seeded coin), so "
+                                                   "both paths are measured (0: none stream).")
     latency_floor_ms: float = Field(
         50.0, ge=0, description="p99 latencies are compared as max(p99, this): below it a ratio is noise.")
+    min_latency_samples: int = Field(
+        5, ge=1, description="Latency is judged per kind (streamed, plain) only once the challenger's step and the "
+        "champion have this many timed answers of that kind; with 20 requests per step the 10 % step has 2 "
+        "challenger answers and is judged on errors and violations only.")
     challenger_policy: Path | None = Field(
         None, description="Compliance policy rolled out with the challenger (None: the champion's, serve.policy); "
         "it becomes the gateway's policy when the challenger is promoted.")

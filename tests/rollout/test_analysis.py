@@ -7,18 +7,19 @@ import random
 import pytest
 
 from lmforge.config import RolloutConfig
-from lmforge.rollout.analysis import ArmFigures, arm_figures, decide, judge_step, percentile
-from lmforge.rollout.traffic import _shuffled_cycle
-from lmforge.serve.routing import Observation
+from lmforge.rollout.analysis import ArmFigures, arm_figures, decide, judge_step, percentile, summarize
+from lmforge.rollout.traffic import _shuffled_cycle, plan_requests
+from lmforge.serve.routing import Arm, Observation, Router
 
 CFG = RolloutConfig(steps=[10, 50, 100], max_error_rate=0.05, max_p99_latency_ratio=2.0, max_violation_rate=0.1,
                     failure_limit=1, latency_floor_ms=50.0)
 
 
-def _obs(arm: str, n: int, seconds: float = 0.2, errors: int = 0, flagged: int = 0) -> list[Observation]:
+def _obs(arm: str, n: int, seconds: float = 0.2, errors: int = 0, flagged: int = 0,
+         streamed: bool = False) -> list[Observation]:
     """``n`` answers of ``seconds`` each; the first ``errors`` failed, the first ``flagged`` were acted on."""
     version = "2" if arm == "challenger" else "1"
-    return [Observation(arm, version, 503 if i < errors else 200, seconds, int(i < flagged), False)
+    return [Observation(arm, version, 503 if i < errors else 200, seconds, int(i < flagged), False, streamed=streamed)
             for i in range(n)]
 
 
@@ -47,8 +48,33 @@ def test_arm_figures_count_errors_violations_and_time_only_successes() -> None:
 
 
 def test_a_healthy_challenger_passes() -> None:
-    step = judge_step(10, "canary", _figures(n=2), arm_figures(_obs("champion", 18)), CFG)
+    step = judge_step(50, "canary", _figures(n=10), arm_figures(_obs("champion", 18)), CFG)
     assert step.passed and step.p99_ratio == pytest.approx(1.0)
+
+
+def test_latency_is_not_judged_on_too_few_answers() -> None:
+    # Two slow answers at the 10 % step are a coin toss, not a p99: errors and violations are still judged.
+    champion = arm_figures(_obs("champion", 18))
+    step = judge_step(10, "canary", _figures(n=2, seconds=1.2), champion, CFG)
+    assert step.passed and step.p99_ratio is None
+    assert "(too few to judge)" in summarize([step])
+    assert not judge_step(10, "canary", _figures(n=2, errors=1), champion, CFG).passed
+    assert not judge_step(50, "canary", _figures(n=5, seconds=1.2), champion, CFG).passed  # enough: judged
+
+
+def test_streamed_answers_are_compared_with_streamed_answers() -> None:
+    # Streamed answers are timed to their last chunk: slower than plain ones on both arms alike.
+    champion = arm_figures(_obs("champion", 10, seconds=0.2) + _obs("champion", 10, seconds=0.5, streamed=True))
+    same = arm_figures(_obs("challenger", 5, seconds=0.2) + _obs("challenger", 5, seconds=0.6, streamed=True))
+    step = judge_step(50, "canary", same, champion, CFG)
+    assert step.passed and step.p99_ratio == pytest.approx(0.6 / 0.5)
+    slow_stream = arm_figures(_obs("challenger", 5, seconds=0.2) + _obs("challenger", 5, seconds=1.5, streamed=True))
+    step = judge_step(50, "canary", slow_stream, champion, CFG)
+    assert not step.passed and step.p99_ratio == pytest.approx(3.0)
+    assert step.failures[0].startswith("streamed p99 1.500s is 3.00x the champion's 0.500s")
+    # The old pooled comparison would have failed a challenger whose answers all happened to stream.
+    all_streamed = arm_figures(_obs("challenger", 10, seconds=0.5, streamed=True))
+    assert judge_step(50, "canary", all_streamed, champion, CFG).passed
 
 
 @pytest.mark.parametrize(
@@ -72,8 +98,8 @@ def test_error_rate_at_the_threshold_passes() -> None:
 def test_latency_under_the_floor_is_not_compared() -> None:
     # 40 ms vs 10 ms is 4x, but both are under the 50 ms floor: noise, not a regression.
     fast = arm_figures(_obs("champion", 20, seconds=0.01))
-    assert judge_step(10, "canary", _figures(n=5, seconds=0.04), fast, CFG).passed
-    slow = judge_step(10, "canary", _figures(n=5, seconds=0.2), fast, CFG)
+    assert judge_step(50, "canary", _figures(n=5, seconds=0.04), fast, CFG).passed
+    slow = judge_step(50, "canary", _figures(n=5, seconds=0.2), fast, CFG)
     assert not slow.passed and slow.p99_ratio == pytest.approx(0.2 / 0.05)
 
 
@@ -119,3 +145,20 @@ def test_prompts_cycle_in_shuffled_passes() -> None:
     out = _shuffled_cycle(prompts, 7, random.Random(0))
     assert len(out) == 7 and sorted(out[:3]) == prompts and sorted(out[3:6]) == prompts
     assert out == _shuffled_cycle(prompts, 7, random.Random(0))  # seeded: a rerun sends the same order
+
+
+def test_which_requests_stream_does_not_line_up_with_the_canary_split() -> None:
+    # The gateway splits by a counter (at 50 % every other request); streaming every other request would hand
+    # the challenger every streamed request. A seeded coin gives both arms both kinds.
+    plan = plan_requests(RolloutConfig(stream_every=2), 1000, random.Random(0))
+    assert plan == plan_requests(RolloutConfig(stream_every=2), 1000, random.Random(0))
+    champion = Arm("champion", "http://a", "1", None, None)  # type: ignore[arg-type]
+    challenger = Arm("challenger", "http://b", "2", None, None)  # type: ignore[arg-type]
+    for share in (10, 50):
+        router = Router(champion)
+        router.set_route(challenger, "canary", share)
+        arms = [router.pick()[0].name for _ in plan]
+        for arm in ("champion", "challenger"):
+            streamed = [stream for (_, stream), picked in zip(plan, arms, strict=True) if picked == arm]
+            assert 0.4 < sum(streamed) / len(streamed) < 0.6, (share, arm)
+    assert not any(stream for _, stream in plan_requests(RolloutConfig(stream_every=0), 50, random.Random(0)))

@@ -6,10 +6,13 @@
     decide([step], cfg.rollout)   # Decision("continue", next_share=50, ...), or "promote" / "rollback"
 
 A step fails when the challenger's error rate or compliance violation rate is over its threshold, when its
-p99 latency is over ``max_p99_latency_ratio`` times the champion's (both floored at ``latency_floor_ms``, below
-which a ratio is noise), or when no challenger request was measured. A failed step is repeated at the same
-share; the challenger is promoted once every step has passed, and rolled back as soon as more than
-``failure_limit`` steps have failed.
+p99 latency is over ``max_p99_latency_ratio`` times the champion's, or when no challenger request was measured.
+Latency is compared like with like: streamed answers (timed to their last chunk, filter hold-back included)
+against the champion's streamed answers, plain ones against plain ones, each kind only once both arms have
+``min_latency_samples`` timed answers of it (fewer is a coin toss, not a p99), both floored at
+``latency_floor_ms`` (below which a ratio is noise); the step's ratio is the worse of the kinds compared.
+A failed step is repeated at the same share; the challenger is promoted once every step has passed, and rolled
+back as soon as more than ``failure_limit`` steps have failed.
 """
 
 from __future__ import annotations
@@ -31,6 +34,10 @@ class ArmFigures:
     blocked: int
     p50_s: float | None  # latency percentiles over the answers that succeeded
     p99_s: float | None
+    streamed_timed: int = 0  # answers that succeeded, streamed and not, and their p99s: what latency is judged on
+    streamed_p99_s: float | None = None
+    plain_timed: int = 0
+    plain_p99_s: float | None = None
 
     @property
     def error_rate(self) -> float:
@@ -56,6 +63,8 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 def arm_figures(observations: Sequence[Observation]) -> ArmFigures:
     latencies = [o.seconds for o in observations if o.ok]
+    streamed = [o.seconds for o in observations if o.ok and o.streamed]
+    plain = [o.seconds for o in observations if o.ok and not o.streamed]
     return ArmFigures(
         requests=len(observations),
         errors=sum(not o.ok for o in observations),
@@ -63,7 +72,24 @@ def arm_figures(observations: Sequence[Observation]) -> ArmFigures:
         blocked=sum(o.blocked for o in observations),
         p50_s=percentile(latencies, 50) if latencies else None,
         p99_s=percentile(latencies, 99) if latencies else None,
+        streamed_timed=len(streamed),
+        streamed_p99_s=percentile(streamed, 99) if streamed else None,
+        plain_timed=len(plain),
+        plain_p99_s=percentile(plain, 99) if plain else None,
     )
+
+
+def latency_ratio(challenger: ArmFigures, champion: ArmFigures, cfg: RolloutConfig) -> tuple[float, str] | None:
+    """The worse floored p99 ratio (challenger / champion) over the kinds of answer both arms have enough of,
+    with the kind's name; None when no kind has ``cfg.min_latency_samples`` timed answers on both sides."""
+    floor = cfg.latency_floor_ms / 1000.0
+    need = max(cfg.min_latency_samples, 1)
+    kinds = [("streamed", challenger.streamed_timed, challenger.streamed_p99_s, champion.streamed_timed,
+              champion.streamed_p99_s),
+             ("plain", challenger.plain_timed, challenger.plain_p99_s, champion.plain_timed, champion.plain_p99_s)]
+    ratios = [(max(mine, floor) / max(base, floor), kind) for kind, n, mine, n_base, base in kinds
+              if n >= need and n_base >= need and mine is not None and base is not None]
+    return max(ratios) if ratios else None
 
 
 @dataclass(frozen=True)
@@ -72,7 +98,7 @@ class StepResult:
     mode: str
     challenger: ArmFigures
     champion: ArmFigures | None  # the baseline it was compared with (None: no champion answer measured yet)
-    p99_ratio: float | None  # floored challenger p99 / floored champion p99
+    p99_ratio: float | None  # floored challenger p99 / floored champion p99, the worse kind (None: not judged)
     failures: tuple[str, ...]
 
     @property
@@ -97,12 +123,14 @@ def judge_step(
             failures.append(f"error rate {challenger.error_rate:.3f} > {cfg.max_error_rate}")
         if challenger.violation_rate > cfg.max_violation_rate:
             failures.append(f"violation rate {challenger.violation_rate:.3f} > {cfg.max_violation_rate}")
-        if champion is not None and champion.p99_s is not None and challenger.p99_s is not None:
-            floor = cfg.latency_floor_ms / 1000.0
-            ratio = max(challenger.p99_s, floor) / max(champion.p99_s, floor)
+        judged = latency_ratio(challenger, champion, cfg) if champion is not None else None
+        if judged is not None:
+            ratio, kind = judged
             if ratio > cfg.max_p99_latency_ratio:
-                failures.append(f"p99 {challenger.p99_s:.3f}s is {ratio:.2f}x the champion's "
-                                f"{champion.p99_s:.3f}s > {cfg.max_p99_latency_ratio}x")
+                mine, base = ((challenger.streamed_p99_s, champion.streamed_p99_s) if kind == "streamed"
+                              else (challenger.plain_p99_s, champion.plain_p99_s))
+                failures.append(f"{kind} p99 {mine:.3f}s is {ratio:.2f}x the champion's {base:.3f}s "
+                                f"> {cfg.max_p99_latency_ratio}x")
     return StepResult(share, mode, challenger, champion, ratio, tuple(failures))
 
 
@@ -140,7 +168,8 @@ def summarize(results: Sequence[StepResult]) -> str:
         p99 = f"{c.p99_s:.3f}s" if c.p99_s is not None else "n/a"
         base = ""
         if r.champion is not None and r.champion.p99_s is not None:
-            base = f" vs champion {r.champion.p99_s:.3f}s" + (f" (x{r.p99_ratio:.2f})" if r.p99_ratio else "")
+            judged = f"x{r.p99_ratio:.2f}" if r.p99_ratio else "too few to judge"
+            base = f" vs champion {r.champion.p99_s:.3f}s ({judged})"
         parts.append(f"{r.share}% {'ok' if r.passed else 'FAILED'}: n={c.requests} errors={c.error_rate:.3f} "
                      f"violations={c.violation_rate:.3f} p99={p99}{base}")
     return "Challenger per step: " + " | ".join(parts)

@@ -5,9 +5,11 @@
     tally.versions   # Counter({"3": 18, "4": 2}): which model version answered (x-lmforge-model-version)
 
 Requests go one at a time (so each latency is one request's, not a queue's), as chat completions, greedy,
-every ``stream_every``-th one streamed. A 429 is waited out (Retry-After) and retried: the rate limit is not
-the challenger's fault. What each arm did is measured by the gateway itself (its observation ledger); the
-tally is the client's side, to check what clients actually got.
+one in ``stream_every`` streamed, picked by the seeded generator: a fixed pattern (every 2nd) would line up with
+the gateway's counter split (at 50 % the challenger would get every streamed request and the champion none).
+A 429 is waited out (Retry-After) and retried: the rate limit is not the challenger's fault. What each arm did
+is measured by the gateway itself (its observation ledger); the tally is the client's side, to check what
+clients actually got.
 """
 
 from __future__ import annotations
@@ -41,10 +43,8 @@ def send_requests(
     timeout: float = 120.0,
 ) -> ClientTally:
     tally = ClientTally()
-    prompts = _shuffled_cycle(cfg.prompts, n, rng)
     with httpx.Client(base_url=gateway_url, timeout=timeout, headers={"Authorization": f"Bearer {api_key}"}) as http:
-        for i, prompt in enumerate(prompts):
-            stream = cfg.stream_every > 0 and (i + 1) % cfg.stream_every == 0
+        for prompt, stream in plan_requests(cfg, n, rng):
             body = {"model": model, "messages": [{"role": "user", "content": prompt}],
                     "max_tokens": cfg.max_tokens, "temperature": 0.0, "stream": stream}
             status, headers = _send(http, body)
@@ -56,19 +56,29 @@ def send_requests(
     return tally
 
 
+def plan_requests(cfg: RolloutConfig, n: int, rng: random.Random) -> list[tuple[str, bool]]:
+    """``n`` (prompt, streamed) pairs: the prompts in shuffled passes, one in ``stream_every`` streamed at random."""
+    prompts = _shuffled_cycle(cfg.prompts, n, rng)
+    return [(prompt, cfg.stream_every > 0 and rng.random() < 1.0 / cfg.stream_every) for prompt in prompts]
+
+
 def warm_up(vllm_url: str, model: str, cfg: RolloutConfig, timeout: float = 120.0) -> int:
-    """Send each prompt once straight to a fresh vLLM (not through the gateway, so nothing is measured), so
-    one-time start-up costs of its first real answers are not judged against a champion that has been serving.
-    Returns how many answered."""
+    """Send each prompt straight to a fresh vLLM (not through the gateway, so nothing is measured), plain and
+    streamed, so one-time start-up costs of its first real answers are not judged against a champion that has
+    been serving. Returns how many answered."""
     answered = 0
     with httpx.Client(base_url=vllm_url, timeout=timeout) as http:
         for prompt in cfg.prompts:
-            body = {"model": model, "messages": [{"role": "user", "content": prompt}],
-                    "max_tokens": cfg.max_tokens, "temperature": 0.0}
-            try:
-                answered += http.post("/v1/chat/completions", json=body).status_code == 200
-            except httpx.HTTPError:
-                pass  # a challenger that fails here fails its first step, where it is recorded
+            for stream in (False, True):
+                body = {"model": model, "messages": [{"role": "user", "content": prompt}],
+                        "max_tokens": cfg.max_tokens, "temperature": 0.0, "stream": stream}
+                try:
+                    with http.stream("POST", "/v1/chat/completions", json=body) as r:
+                        for _line in r.iter_lines():
+                            pass
+                    answered += r.status_code == 200
+                except httpx.HTTPError:
+                    pass  # a challenger that fails here fails its first step, where it is recorded
     return answered
 
 

@@ -64,6 +64,7 @@ class Observation:
     verdicts: int  # compliance verdicts on the answer (redact, block and flag alike)
     blocked: bool
     mirrored: bool = False  # a shadow copy: the client never saw this answer
+    streamed: bool = False  # a streamed answer (its seconds include the filter's hold-back and every chunk)
 
     @property
     def ok(self) -> bool:

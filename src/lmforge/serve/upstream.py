@@ -41,8 +41,8 @@ class Forward:
 class _Tally:
     """The verdicts of one answer and the observation it ends in (recorded once)."""
 
-    def __init__(self, arm: Arm, record: Callable[[Observation], None], mirrored: bool) -> None:
-        self.arm, self._record, self.mirrored = arm, record, mirrored
+    def __init__(self, arm: Arm, record: Callable[[Observation], None], mirrored: bool, streamed: bool) -> None:
+        self.arm, self._record, self.mirrored, self.streamed = arm, record, mirrored, streamed
         self.verdicts: list[Verdict] = []
         self.began = time.perf_counter()
         self._done = False
@@ -53,7 +53,7 @@ class _Tally:
         self._done = True
         blocked = any(v.action == "block" for v in self.verdicts)
         self._record(Observation(self.arm.name, self.arm.version, status, time.perf_counter() - self.began,
-                                 len(self.verdicts), blocked, self.mirrored))
+                                 len(self.verdicts), blocked, self.mirrored, self.streamed))
 
 
 async def answer(
@@ -65,7 +65,7 @@ async def answer(
     reject: Reject,
     on_first_text: Callable[[], None],
 ) -> Response:
-    tally = _Tally(arm, record, mirrored=False)
+    tally = _Tally(arm, record, mirrored=False, streamed=fwd.stream)
     stamp = arm.stamp(model_name)
 
     def verdicts(found: list[Verdict]) -> None:
@@ -101,7 +101,7 @@ async def answer(
 
 async def shadow(arm: Arm, fwd: Forward, record: Callable[[Observation], None]) -> None:
     """Send a copy to ``arm``; filter and measure its answer, then drop it."""
-    tally = _Tally(arm, record, mirrored=True)
+    tally = _Tally(arm, record, mirrored=True, streamed=fwd.stream)
     status = 502
 
     def failed() -> None:
