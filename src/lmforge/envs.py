@@ -1,9 +1,11 @@
 """Every environment variable lmforge reads or sets, declared once with its default and its reason.
 
-Two kinds live here:
+Three kinds live here:
 
 * ``LMFORGE_*`` variables are lmforge's own knobs (profile, state directory, secrets).
-* ``OFFLINE_DEFAULTS`` are the third-party variables that keep Prefect, MLflow, DVC, vLLM and Hugging Face
+* ``MLFLOW_TRACKING_USERNAME`` / ``_PASSWORD``: read by MLflow's client itself, never set or stored by lmforge;
+  declared so the registry's error messages and the docs name them from one place.
+* ``offline_defaults()``: the third-party variables that keep Prefect, MLflow, DVC, vLLM and Hugging Face
   offline and inside the work tree. ``apply_offline_defaults()`` sets each one that the user has not set.
 
 Nothing else in the package calls ``os.environ`` for configuration.
@@ -55,7 +57,15 @@ LMFORGE_LOCK_TIMEOUT_S = EnvVar(
     "unset: wait until it finishes; 0: fail at once."
 )
 
-ALL = [LMFORGE_ROOT, LMFORGE_PROFILE, LMFORGE_STATE_DIR, LMFORGE_API_KEYS, LMFORGE_MLFLOW_URI, LMFORGE_LOCK_TIMEOUT_S]
+MLFLOW_TRACKING_USERNAME = EnvVar(
+    "MLFLOW_TRACKING_USERNAME", None, "User for an MLflow server with basic auth (docs/registry.md); read by MLflow."
+)
+MLFLOW_TRACKING_PASSWORD = EnvVar(
+    "MLFLOW_TRACKING_PASSWORD", None, "Password of MLFLOW_TRACKING_USERNAME; read by MLflow, never logged by lmforge."
+)
+
+ALL = [LMFORGE_ROOT, LMFORGE_PROFILE, LMFORGE_STATE_DIR, LMFORGE_API_KEYS, LMFORGE_MLFLOW_URI, LMFORGE_LOCK_TIMEOUT_S,
+       MLFLOW_TRACKING_USERNAME, MLFLOW_TRACKING_PASSWORD]
 
 
 def project_root() -> Path:

@@ -57,6 +57,8 @@ def test_read_only_user_gets_403_moving_an_alias(auth_server, tiny_model_dir: Pa
 
     tracking_at(auth_server, READER, READER_PASSWORD)
     assert [m.alias for m in history(cfg, version.name)] == ["challenger"]  # READ: the log is visible
+    with pytest.raises(RegistryAccessDenied, match=f"user '{READER}' may not register a version of .*HTTP 403"):
+        register_model(cfg, "teacher", tiny_model_dir, {}, {"data": "passed", "distill": "n/a"})
     with pytest.raises(RegistryAccessDenied, match=f"user '{READER}' may not move alias 'champion'.*HTTP 403"):
         move_alias(cfg, version.name, "champion", version.version, by=READER, reason="looks fine")
     with pytest.raises(RegistryAccessDenied, match="HTTP 403"):
@@ -70,6 +72,7 @@ def test_read_only_user_gets_403_moving_an_alias(auth_server, tiny_model_dir: Pa
     with pytest.raises(MlflowException, match="champion"):
         MlflowClient().get_model_version_by_alias(version.name, "champion")  # nothing moved
     assert [m.alias for m in history(cfg, version.name)] == ["challenger"]
+    assert [v.version for v in MlflowClient().search_model_versions(f"name='{version.name}'")] == [version.version]
 
 
 def test_wrong_or_old_default_credentials_get_401(auth_server, tracking_at: Callable[..., None]) -> None:

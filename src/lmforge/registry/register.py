@@ -25,7 +25,7 @@ from lmforge.artifacts import require_complete
 from lmforge.config import LMForgeConfig
 from lmforge.registry.pyfunc import HF_ARTIFACT, HFTextGenerator
 from lmforge.registry.review import compliance_report, model_card, sample_generations
-from lmforge.registry.tracking import setup_tracking
+from lmforge.registry.tracking import access_checked, setup_tracking
 
 CHALLENGER = "challenger"
 CHAMPION = "champion"
@@ -94,7 +94,8 @@ def register_model(
     arch = {k: meta["config"].get(k) for k in ("hidden_size", "num_hidden_layers", "num_attention_heads",
                                                 "vocab_size", "max_position_embeddings")}
 
-    with mlflow.start_run(run_name=f"register-{role}", tags=tags) as run:
+    action = f"register a version of {name!r}"
+    with access_checked(action), mlflow.start_run(run_name=f"register-{role}", tags=tags) as run:
         mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
         mlflow.log_metric("compliance_violation_rate", report.violation_rate)
         mlflow.log_params({f"model.{k}": v for k, v in arch.items()})
@@ -123,18 +124,19 @@ def register_model(
     version_tags["lmforge.run_id"] = run.info.run_id
     version_tags["lmforge.compliance.violation_rate"] = f"{report.violation_rate:.4f}"
     version_tags["lmforge.policy_version"] = report.policy_version
-    try:
-        # The gate tags are what promotion reads: a version without them must not stay behind.
-        for key, value in version_tags.items():
-            client.set_model_version_tag(name, version.version, key, value)
-        client.update_model_version(name, version.version, description=card)
-        client.update_registered_model(name, description=f"lmforge {role} models of profile {cfg.profile}")
-        from lmforge.registry.promote import move_alias
+    with access_checked(action):
+        try:
+            # The gate tags are what promotion reads: a version without them must not stay behind.
+            for key, value in version_tags.items():
+                client.set_model_version_tag(name, version.version, key, value)
+            client.update_model_version(name, version.version, description=card)
+            client.update_registered_model(name, description=f"lmforge {role} models of profile {cfg.profile}")
+            from lmforge.registry.promote import move_alias
 
-        move_alias(cfg, name, CHALLENGER, version.version, by="lmforge register", reason="new version")
-    except BaseException:
-        client.delete_model_version(name, version.version)
-        raise
+            move_alias(cfg, name, CHALLENGER, version.version, by="lmforge register", reason="new version")
+        except BaseException:
+            client.delete_model_version(name, version.version)
+            raise
     return RegisteredVersion(name, str(version.version), run.info.run_id, f"models:/{name}/{version.version}",
                              gates, report.violation_rate)
 

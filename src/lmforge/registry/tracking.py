@@ -68,10 +68,8 @@ def access_checked(action: str) -> Iterator[None]:
 
 
 def access_message(action: str, err: MlflowException) -> str:
-    from mlflow.environment_variables import MLFLOW_TRACKING_USERNAME
-
     uri = mlflow.get_tracking_uri()
-    user = MLFLOW_TRACKING_USERNAME.get()
+    user = envs.MLFLOW_TRACKING_USERNAME.get()
     if err.error_code == "UNAUTHENTICATED":
         return (f"{uri} did not accept the credentials of {user or 'an anonymous client'} (HTTP 401) to {action}: "
                 "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD")
