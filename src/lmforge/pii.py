@@ -14,7 +14,8 @@ the same sentence within ``CUE_CHARS``; that look past the match is counted in `
 
 Speed: a pattern that opens with a lookbehind is tried at every position of the text, so most detectors carry
 a ``gate``, a small regex that every confirmed match contains and that opens with a literal or a character
-class (which the engine scans for in C); a text without it skips the detector, with the same result.
+class (which the engine scans for in C); a text without it skips the detector, with the same result. The gate
+lies inside the match, so the streaming filter also skips the stretches of a growing text without it.
 
 Used by the data stage (``lmforge.data``) to scrub the corpus and by the compliance filter on model output.
 """
@@ -43,17 +44,22 @@ class PiiMatch:
 
 def find_pii(text: str, kinds: Iterable[str] | None = None) -> list[PiiMatch]:
     """Every confirmed match in ``text``, sorted by position and non-overlapping (earliest, then longest)."""
-    wanted = set(PII_KINDS if kinds is None else kinds)
-    unknown = wanted - set(PII_KINDS)
-    if unknown:
-        raise ValueError(f"unknown PII kinds {sorted(unknown)}; known: {PII_KINDS}")
-    candidates = [m for d in _DETECTORS if d.kind in wanted for m in d.find(text)]
+    candidates = [m for d in detectors_for(kinds) for m in d.find(text)]
     candidates.sort(key=lambda m: (m.start, -(m.end - m.start)))
     chosen: list[PiiMatch] = []
     for match in candidates:
         if not chosen or match.start >= chosen[-1].end:
             chosen.append(match)
     return chosen
+
+
+def detectors_for(kinds: Iterable[str] | None = None) -> tuple[_Detector, ...]:
+    """The detectors ``find_pii`` runs for ``kinds``, in its order (a streaming scanner drives them itself)."""
+    wanted = set(PII_KINDS if kinds is None else kinds)
+    unknown = wanted - set(PII_KINDS)
+    if unknown:
+        raise ValueError(f"unknown PII kinds {sorted(unknown)}; known: {PII_KINDS}")
+    return tuple(d for d in _DETECTORS if d.kind in wanted)
 
 
 def scrub_pii(text: str) -> tuple[str, Counter[str]]:
@@ -208,11 +214,16 @@ class _Detector:
         if self.gate and not _compiled(self.gate).search(text):
             return
         for m in self.pattern.finditer(text):
-            start, end = m.span(self.group)
-            value = m.group(self.group)
-            if (self.check is None or self.check(value)) and (self.context is None
-                                                              or self.context(text, start, end)):
-                yield PiiMatch(self.kind, start, end, value)
+            if (match := self.confirm(text, m)) is not None:
+                yield match
+
+    def confirm(self, text: str, m: re.Match[str]) -> PiiMatch | None:
+        """The PII that regex match ``m`` of ``text`` proposes, if the check and the context confirm it."""
+        start, end = m.span(self.group)
+        value = m.group(self.group)
+        if (self.check is None or self.check(value)) and (self.context is None or self.context(text, start, end)):
+            return PiiMatch(self.kind, start, end, value)
+        return None
 
     @property
     def max_chars(self) -> int:

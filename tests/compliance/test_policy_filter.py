@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,12 @@ def test_shipped_policy_loads_with_its_window() -> None:
     policy = load_policy(SHIPPED)
     assert policy.version and {r.kind for r in policy.rules} == {"pii", "term", "pattern", "hazard"}
     assert policy.window == pii.MAX_MATCH_CHARS["EMAIL"] + PII_LOOKAHEAD_CHARS
+
+
+def test_reach_counts_what_end_anchors_read() -> None:
+    # "foo$" matches "foo\n" only at the very end, so deciding it reads the character after the newline.
+    assert _reach(re.compile("foo$")) == 5
+    assert _reach(re.compile(r"foo\Z")) == _reach(re.compile(r"foo\b")) == 4
 
 
 def test_pii_lookahead_bound_holds_for_every_detector() -> None:

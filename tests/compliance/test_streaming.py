@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import random
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from lmforge.compliance import ContentBlocked, StreamFilter, apply_policy, load_policy, parse_policy
+from lmforge import pii
+from lmforge.compliance import ContentBlocked, Policy, StreamFilter, apply_policy, load_policy, parse_policy
 from lmforge.compliance.cli import filter_streamed
+from lmforge.compliance.filter import choose_redactions, render, scan
+from lmforge.compliance.incremental import IncrementalScan, _pii_specs, _regex_specs, _RegexStream
 
 SHIPPED = load_policy(Path(__file__).resolve().parents[2] / "configs" / "policy.yaml")
+# The longest email the detector takes (it sets the shipped window): read whole only at the settle point.
+LONGEST_EMAIL = "a" * 64 + "@" + ("b" * 63 + ".") * 6 + "c" * 24
 PII_SNIPPETS = [
     "bob.smith@example.com",
     "(202) 555-0143",
@@ -24,11 +31,27 @@ PII_SNIPPETS = [
     "db7.corp.lmforge.internal",
     "Project Bluefin",
     "![x](https://evil.example/p.png?q=1)",
+    # Candidates that overlap, run on, or depend on what stands around them.
+    "+1 202-555-0143x123",
+    "4111 1111 1111 1111 4111",
+    "555 123 4567 890",
+    "1 2 3 4 5 6 7 8 9 0 1 2 3",
+    "123-45-6789-0",
+    "192.168.0.1.5",
+    "fe80::1:2:3",
+    "5586235703",
+    "call",
+    "Tel.",
+    "0644659514",
+    "sk-" + "Ab1" * 8,
+    "Zm9vYmFy" * 6 + "1Q",
+    LONGEST_EMAIL,
 ]
-FILLER = ["the harbor was quiet", "ships came in", "at 10 am", "version 2.3.1", "Ge1:1", "in 1999,", "and"]
+FILLER = ["the harbor was quiet", "ships came in", "at 10 am", "version 2.3.1", "Ge1:1", "in 1999,", "and", ". The",
+          "\n\n", "-", "#", "w" * 200]
 
 
-def _stream(text: str, cuts: list[int], policy=SHIPPED) -> tuple[str, StreamFilter]:
+def _stream(text: str, cuts: list[int], policy: Policy = SHIPPED) -> tuple[str, StreamFilter]:
     sf, out, prev = StreamFilter(policy), [], 0
     for cut in [*cuts, len(text)]:
         out.append(sf.feed(text[prev:cut]))
@@ -37,10 +60,30 @@ def _stream(text: str, cuts: list[int], policy=SHIPPED) -> tuple[str, StreamFilt
     return "".join(out), sf
 
 
+def _chunkings(text: str, rng: random.Random) -> list[list[int]]:
+    """Every character alone, fixed sizes around the scan spacing and the window, and random cuts."""
+    fixed = [list(range(k, len(text), k)) for k in (4, 117, 118, 475, 476)]
+    randoms = [sorted(rng.sample(range(1, len(text)), k=min(len(text) - 1, rng.randint(1, 200)))) for _ in range(3)]
+    return [list(range(1, len(text))), *fixed, *randoms]
+
+
+def _assert_streams_like_whole(text: str, policy: Policy = SHIPPED, seed: int = 0) -> None:
+    expected = apply_policy(text, policy)
+    assert not expected.blocked
+    for cuts in _chunkings(text, random.Random(seed)):
+        out, sf = _stream(text, cuts, policy)
+        assert out == expected.text, cuts[:10]
+        assert sf.verdicts == expected.verdicts, cuts[:10]
+
+
 def _random_text(rng: random.Random) -> str:
     n = rng.randint(5, 60)
     words = [rng.choice(PII_SNIPPETS) if rng.random() < 0.3 else rng.choice(FILLER) for _ in range(n)]
-    return " ".join(words)
+    return rng.choice([" ", " ", "", ",", "\n"]).join(words)
+
+
+def _policy(*rules: dict) -> Policy:
+    return parse_policy({"version": 1, "rules": list(rules)})
 
 
 def test_pii_split_at_every_boundary_is_never_released() -> None:
@@ -52,12 +95,7 @@ def test_pii_split_at_every_boundary_is_never_released() -> None:
 
 
 def test_small_window_policy_releases_early_but_never_a_partial_match() -> None:
-    policy = parse_policy(
-        {
-            "version": 1,
-            "rules": [{"id": "ssn", "kind": "pii", "action": "redact", "params": {"kinds": ["SSN"]}}],
-        }
-    )
+    policy = _policy({"id": "ssn", "kind": "pii", "action": "redact", "params": {"kinds": ["SSN"]}})
     assert policy.window == 11 + 2
     text = "x" * 30 + " 123-45-6789 " + "y" * 30
     sf, released = StreamFilter(policy), ""
@@ -68,7 +106,7 @@ def test_small_window_policy_releases_early_but_never_a_partial_match() -> None:
     assert released.startswith("x" * 30)  # released before the end: the window is small
 
 
-@pytest.mark.parametrize("seed", range(40))
+@pytest.mark.parametrize("seed", range(120))
 def test_random_chunkings_equal_whole_text(seed: int) -> None:
     rng = random.Random(seed)
     text = _random_text(rng)
@@ -79,6 +117,129 @@ def test_random_chunkings_equal_whole_text(seed: int) -> None:
         assert out == expected.text
         assert sf.verdicts == expected.verdicts
     assert filter_streamed(text, SHIPPED, 1) == expected
+
+
+def _digit_noise(n: int) -> str:
+    rng = random.Random(n)
+    return "".join(rng.choice("0123456789  -.") for _ in range(n))
+
+
+def _phone_cues() -> str:
+    # A bare NANP number counts only beside a phone word at most CUE_CHARS away in the same sentence, so the
+    # verdict reads up to 40 characters before and after the number; the distances cross that bound.
+    parts = []
+    for gap in range(pii.CUE_CHARS - 10, pii.CUE_CHARS - 2):  # "call" + gap + number: counts up to gap 34
+        parts += [f"Please call {'x' * gap} 5586235703 today.", f"The 8566246292 {'y' * gap} phone.",
+                  f"We called. Then {'z ' * (gap // 2)}2025550143 came.", "w" * (gap * 9)]
+    return " ".join(parts)
+
+
+ADVERSARIAL = {
+    "cards back to back": "4111 1111 1111 1111 " * 40,
+    "spaced digits": "1 2 3 4 5 6 7 8 9 0 " * 60,
+    "phones and cards run together": "555 123 4567 " * 60 + "536-22-1234-" * 30,
+    "digit noise": _digit_noise(2500),
+    "phone cues near the bound": _phone_cues(),
+    "longest emails straddle the settle point": " ".join(["w" * k + " " + LONGEST_EMAIL for k in (0, 1, 117, 300)]),
+    "gates show up late": "the harbor was quiet " * 150 + "4111 1111 1111 1111, bob@example.com, 123-45-6789, "
+                          "GB82 WEST 1234 5698 7654 32, 192.168.0.1 and call 5586235703.",
+    "overlapping candidates": " ".join(["+1 202-555-0143x123", "4111-1111-1111-1111", "192.168.0.1.5", "fe80::1:2:3",
+                                        "Tel. 15586235703", "001-202-555-0143", "0131 496 0900", "03 58 96 36 51",
+                                        "api_key=Zx9fQ2LmP8rT4vW1yB6nQ2LmP8rT4vW1yB6n1aB/"] * 12),
+    "redactions every ~window": ("x" * 440 + " Project Bluefin db7.corp.lmforge.internal ") * 6,
+}
+
+
+@pytest.mark.parametrize("name", ADVERSARIAL)
+def test_adversarial_texts_equal_whole_text(name: str) -> None:
+    _assert_streams_like_whole(ADVERSARIAL[name])
+
+
+@pytest.mark.parametrize("kinds", [["PHONE"], ["CREDIT_CARD", "SSN", "PHONE"], ["EMAIL", "IBAN", "SECRET"]])
+def test_small_window_pii_policies_equal_whole_text(kinds: list[str]) -> None:
+    # A small window means frequent scans and gates that vouch for little: every detector path runs often.
+    policy = _policy({"id": "pii", "kind": "pii", "action": "redact", "params": {"kinds": kinds}})
+    for name in ("phones and cards run together", "phone cues near the bound", "gates show up late",
+                 "overlapping candidates"):
+        _assert_streams_like_whole(ADVERSARIAL[name], policy)
+
+
+def test_patterns_that_match_empty_keep_the_whole_text_alignment() -> None:
+    # finditer steps past an empty match differently from a non-empty one; a resumed scan must match that.
+    policy = _policy(
+        {"id": "xy", "kind": "pattern", "action": "redact", "params": {"regex": r"x{0,3}?y?"}},
+        {"id": "ab", "kind": "pattern", "action": "flag", "params": {"regex": r"(?<=a)b{0,2}|\bab{1,3}\b"}},
+        {"id": "run", "kind": "pattern", "action": "redact", "params": {"regex": r"(?:ab|a){0,3}(?!c)"}},
+        {"id": "terms", "kind": "term", "action": "redact", "params": {"terms": ["ab", "ab ab", "b a"]}},
+    )
+    _assert_streams_like_whole("xxyxyy ab aab abbb abc a b a " * 60, policy)
+
+
+def test_end_anchors_wait_for_the_end() -> None:
+    # "$" also matches before a final newline, so a stream must not take "foo\n" as the end of the text.
+    policy = _policy({"id": "end", "kind": "pattern", "action": "redact", "params": {"regex": r"foo$|bar\Z"}})
+    _assert_streams_like_whole("a foo\nb bar\n" * 20 + "end foo\n", policy)
+
+
+# Matches whose last character or lookahead decides them ("536-22-1234.5" is no SSN), candidates of several
+# detectors on one span, and cue words: settled at every length, each meets the settle point exactly.
+EDGES = ["536-22-1234.5", "536-22-1234.", "192.168.0.1.5", "10.0.0.1.", "202-555-0143.5", "202-555-0143-9",
+         "(202) 555-0143x12345", "4111 1111 1111 1111-1", "4111111111111111x", "4111-1111-1111-1111",
+         "GB82 WEST 1234 5698 7654 32-", LONGEST_EMAIL + "x", LONGEST_EMAIL + "-", LONGEST_EMAIL + ".",
+         "Operation Nightjars", "Operation Nightjar.", "Project Bluefin_", "a" * 40 + ".corp.lmforge.internalx",
+         "b" * 40 + ".corp.lmforge.internal", "call 5586235703", "5586235703 " + "y" * 34 + " phone",
+         "+44 20 7946 0958 0", "0644659514.5", "555 123 4567 890 1234", "api_key=" + "Zx9fQ2LmP8rT4vW1" * 8 + "A"]
+EDGE_TEXT = "".join(f"{' ' * pad}{edge} " for pad in range(4) for edge in EDGES)
+
+
+def test_each_regex_stream_replays_finditer_and_never_returns_a_match_it_vouched_absent() -> None:
+    # Grown one character at a time and advanced each time, so every tail and gate bound meets every match and
+    # gate edge; a match may come late only if it starts past what the stream vouched for.
+    pii_rule = next(rule for rule in SHIPPED.rules if rule.kind == "pii")
+    texts = [" ".join(EDGES)] + [f"{'w ' * 40}{edge} more" for edge in EDGES]
+    streams = [(detector.confirm, spec) for detector, spec in _pii_specs(pii_rule, SHIPPED.window)]
+    streams += [(lambda _, m: m.span(), spec) for rule in SHIPPED.rules if rule.kind != "pii"
+                for _, spec in _regex_specs(rule, SHIPPED.window)]
+    for confirm, spec in streams:
+        for text in texts:
+            stream, found = _RegexStream(spec), []
+            for n in range(1, len(text) + 1):
+                vouched, prefix = stream.frontier, text[:n]
+                new = [m for m in stream.advance(prefix, final=n == len(text)) if confirm(prefix, m)]
+                assert all(m.start() > vouched for m in new), (spec.regex.pattern, text)
+                found += new
+            whole = [m for m in spec.regex.finditer(text) if confirm(text, m)]
+            assert [m.span() for m in found] == [m.span() for m in whole], (spec.regex.pattern, text)
+
+
+@pytest.mark.parametrize("policy", [
+    SHIPPED,
+    _policy({"id": "ssn", "kind": "pii", "action": "redact", "params": {"kinds": ["SSN"]}}),
+    _policy({"id": "ip", "kind": "pii", "action": "redact", "params": {"kinds": ["IP_ADDRESS"]}}),
+    _policy({"id": "email", "kind": "pii", "action": "redact", "params": {"kinds": ["EMAIL"]}}),
+    _policy({"id": "card", "kind": "pii", "action": "redact", "params": {"kinds": ["CREDIT_CARD", "IBAN"]}}),
+    _policy({"id": "numbers", "kind": "pii", "action": "flag", "params": {"kinds": ["PHONE", "CREDIT_CARD", "SSN"]}}),
+    _policy({"id": "secret", "kind": "pii", "action": "flag", "params": {"kinds": ["SECRET"]}}),
+    _policy({"id": "terms", "kind": "term", "action": "redact",
+             "params": {"terms": ["Operation Nightjar", "Project Bluefin"]}}),
+    _policy({"id": "host", "kind": "pattern", "action": "flag",
+             "params": {"regex": r"\b[a-z0-9-]{1,40}\.corp\.lmforge\.internal\b"}}),
+], ids=lambda p: p.rules[0].id)
+def test_settling_at_every_length_equals_whole_text(policy: Policy) -> None:
+    inc, settled = IncrementalScan(policy), []
+    for n in range(policy.window + 1, len(EDGE_TEXT)):
+        settled += inc.settle(EDGE_TEXT[:n], n - policy.window)
+    settled += inc.settle(EDGE_TEXT, len(EDGE_TEXT), final=True)
+    assert settled == apply_policy(EDGE_TEXT, policy).verdicts
+
+
+def test_incremental_scan_settles_each_verdict_once_in_scan_order() -> None:
+    text = " ".join(ADVERSARIAL.values())
+    inc, settled = IncrementalScan(SHIPPED), []
+    for n in range(SHIPPED.window + 1, len(text), 97):
+        settled += inc.settle(text[:n], n - SHIPPED.window)
+    settled += inc.settle(text, len(text), final=True)
+    assert settled == apply_policy(text, SHIPPED).verdicts
 
 
 def test_block_rule_ends_the_stream_without_releasing_the_term() -> None:
@@ -93,15 +254,85 @@ def test_block_rule_ends_the_stream_without_releasing_the_term() -> None:
         sf.feed("more")
 
 
-def test_stream_fails_closed_on_filter_exception(monkeypatch: pytest.MonkeyPatch) -> None:
-    import lmforge.compliance.policy as policy_mod
+@pytest.mark.parametrize("seed", range(8))
+def test_a_block_releases_only_checked_text_before_it(seed: int) -> None:
+    rng = random.Random(seed)
+    before = _random_text(rng) + " " + "w" * rng.randint(0, 700)
+    text = before + " how to build a pipe bomb, " + _random_text(rng)
+    expected = apply_policy(text, SHIPPED)
+    first_block = next(v for v in expected.verdicts if v.action == "block")
+    # What may leave before the block: the redacted text up to it, never a redaction cut in two.
+    redactions = choose_redactions(scan(text, SHIPPED))
+    limit = first_block.span[0]
+    limit = next((v.span[0] for v in redactions if v.span[0] < limit < v.span[1]), limit)
+    allowed = render(text, redactions, 0, limit)
+    for cuts in _chunkings(text, rng):
+        sf, released = StreamFilter(SHIPPED), ""
+        with pytest.raises(ContentBlocked) as raised:
+            prev = 0
+            for cut in [*cuts, len(text)]:
+                released += sf.feed(text[prev:cut])
+                prev = cut
+            sf.finish()
+        assert raised.value.verdict == first_block
+        assert allowed.startswith(released) and "pipe bomb" not in released
+        unblocked = [v for v in expected.verdicts if v.action != "block"]
+        assert sf.verdicts == unblocked[: len(sf.verdicts)]
 
-    def boom(*_: object, **__: object) -> list:
+
+def test_stream_fails_closed_on_detector_exception(monkeypatch: pytest.MonkeyPatch) -> None:
+    def boom(*_: object) -> bool:
         raise RuntimeError("detector crashed")
 
-    monkeypatch.setattr(policy_mod, "find_pii", boom)
+    monkeypatch.setattr(pii, "luhn_ok", boom)  # the card check calls it on every card-shaped number
+    text = "x" * 1000 + " card 4111 1111 1111 1111 " + "y" * 1000
+    assert apply_policy(text, SHIPPED).blocked
+    sf = StreamFilter(SHIPPED)
+    with pytest.raises(ContentBlocked, match="fail_closed"):
+        for i in range(0, len(text), 7):
+            assert "4111" not in sf.feed(text[i : i + 7])
+        sf.finish()
+    assert sf.blocked is not None and sf.blocked.category == "filter_error"
+
+
+def test_stream_fails_closed_on_scanner_exception(monkeypatch: pytest.MonkeyPatch) -> None:
+    def boom(*_: object, **__: object) -> list:
+        raise RuntimeError("scanner crashed")
+
+    monkeypatch.setattr(IncrementalScan, "settle", boom)
     sf = StreamFilter(SHIPPED)
     with pytest.raises(ContentBlocked, match="fail_closed"):
         sf.feed("x" * 1000)
         sf.finish()
     assert sf.blocked is not None and sf.blocked.category == "filter_error"
+
+
+def test_finish_is_final() -> None:
+    sf = StreamFilter(SHIPPED)
+    assert sf.feed("mail bob@example.com") == "" and sf.finish() == "mail <EMAIL>"
+    assert sf.finish() == "" and sf.feed("") == ""
+    with pytest.raises(ContentBlocked, match="fail_closed"):  # text after the end was never checked with it
+        sf.feed("more")
+
+
+def test_streaming_costs_about_what_whole_text_filtering_costs() -> None:
+    # Each character is searched a small constant number of times, so the ratio stays flat as texts grow
+    # (re-scanning the whole text on each scan cost ~30x on 16 KB). Loose: the cores may be busy.
+    text = ("For details write to jane.doe@example.com or call (202) 555-0143; the ledger lives on "
+            "db7.corp.lmforge.internal. Ships came in with the tide and left at night. ") * 200  # ~32 KB
+
+    def cpu_seconds(run: Callable[[], object]) -> float:
+        best = float("inf")
+        for _ in range(3):
+            began = time.process_time()
+            run()
+            best = min(best, time.process_time() - began)
+        return best
+
+    def streamed() -> None:
+        sf = StreamFilter(SHIPPED)
+        for i in range(0, len(text), 4):
+            sf.feed(text[i : i + 4])
+        sf.finish()
+
+    assert cpu_seconds(streamed) < 5 * cpu_seconds(lambda: apply_policy(text, SHIPPED))

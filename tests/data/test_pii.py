@@ -138,6 +138,29 @@ def test_gates_only_skip_texts_without_a_match() -> None:
             assert list(detector.find(text)) == list(ungated.find(text)), (detector.pattern.pattern, text)
 
 
+def test_every_confirmed_match_holds_its_gate() -> None:
+    # The streaming filter goes further than skipping a whole text: until a detector's gate shows up it takes
+    # every match that would end before the gate search's frontier as absent, so the gate must lie inside it.
+    texts = [text for _, text, _ in POSITIVES] + NEGATIVES + [
+        "mobile 5586235703 and tel 15586235703; card 4111-1111-1111-1111, ssn 536 22 1234",
+        "v6 fe80::1:2:3 and ::ffff:10.0.0.1; blob " + "Zm9vYmFy1Q" * 6 + ", " + "1aB/" * 15]
+    for detector in pii.detectors_for():
+        if not detector.gate:
+            continue
+        gate = re.compile(detector.gate)
+        for text in texts:
+            for m in detector.pattern.finditer(text):
+                if detector.confirm(text, m) is not None:
+                    assert gate.search(text, m.start(), m.end()), (detector.pattern.pattern, m.group())
+
+
+def test_detectors_for_keeps_find_pii_order_and_rejects_unknown_kinds() -> None:
+    assert pii.detectors_for() == pii._DETECTORS
+    assert [d.kind for d in pii.detectors_for(["SSN", "EMAIL"])] == ["EMAIL", "SSN"]
+    with pytest.raises(ValueError, match="unknown PII kinds"):
+        pii.detectors_for(["DNA"])
+
+
 def test_a_phone_cue_counts_only_in_the_same_sentence_and_nearby() -> None:
     assert find_pii("Please call. Then 5586235703 arrived.") == []
     assert find_pii("call " + "x" * pii.CUE_CHARS + " 5586235703") == []

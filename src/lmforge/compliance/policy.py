@@ -66,18 +66,21 @@ class Rule:
     replacement: str = "[redacted]"
 
     def scan(self, text: str) -> list[Verdict]:
-        allowed, redacts = self.action == "flag", self.action == "redact"
         if self.kind == "pii":
-            return [Verdict(allowed, f"pii.{m.kind}", self.id, self.action, (m.start, m.end),
-                            f"<{m.kind}>" if redacts else None)
-                    for m in find_pii(text, self.pii_kinds)]
+            return [self.verdict(f"pii.{m.kind}", (m.start, m.end)) for m in find_pii(text, self.pii_kinds)]
         found = []
         for category, regex in self.regexes:
             for m in regex.finditer(text):
                 if m.end() > m.start():  # an empty match redacts nothing
-                    found.append(Verdict(allowed, category, self.id, self.action, m.span(),
-                                         self.replacement if redacts else None))
+                    found.append(self.verdict(category, m.span()))
         return found
+
+    def verdict(self, category: str, span: tuple[int, int]) -> Verdict:
+        """This rule's verdict on ``span`` (one constructor for whole-text and streamed scans)."""
+        replacement = None
+        if self.action == "redact":
+            replacement = f"<{category.removeprefix('pii.')}>" if self.kind == "pii" else self.replacement
+        return Verdict(self.action == "flag", category, self.id, self.action, span, replacement)
 
 
 @dataclass(frozen=True)
@@ -200,8 +203,8 @@ def _lookahead(tree: Any) -> int:
         name = str(op)
         if name in ("ASSERT", "ASSERT_NOT") and av[0] == 1:  # direction 1: lookahead
             reach = max(reach, min(av[1].getwidth()[1], _UNBOUNDED) + _lookahead(av[1]))
-        elif name == "AT":
-            reach = max(reach, 1)  # \b, \B, $ look at the next character
+        elif name == "AT":  # \b, \B, \Z look at the next character; $ at the one after it too ("x\n" ends it)
+            reach = max(reach, 2 if str(av) == "AT_END" else 1)
         for sub in _children(av):
             reach = max(reach, _lookahead(sub))
     return reach

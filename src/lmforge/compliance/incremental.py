@@ -1,0 +1,186 @@
+"""Settle ``apply_policy``'s verdicts over a text that only grows at its end, reading each character about once.
+
+    inc = IncrementalScan(policy)
+    inc.settle(text[:800], upto=800 - policy.window)   # the verdicts starting at or before 325 ...
+    inc.settle(text, upto=len(text), final=True)       # ... then the rest, once the text is whole
+
+Each call returns what ``apply_policy(whole_text).verdicts`` holds (blocks, the redactions ``choose_redactions``
+keeps, flags) that starts at or before ``upto`` and was not returned before, in the same order.
+
+Why it is exact:
+
+1. Each regex of each rule (and of each PII detector) runs as a ``_RegexStream`` that replays
+   ``regex.finditer(whole_text)``: it keeps the position where that finditer would resume and searches on with
+   ``finditer(text, pos)``, which, unlike slicing, keeps the text before ``pos`` for lookbehinds and ``\\b``.
+2. An attempt to match at ``t`` reads at most ``reach`` characters from ``t`` (the longest match plus lookahead,
+   as ``policy._reach`` bounds it; a PII detector's reach adds the phone-cue context its check reads). So on a
+   prefix of length ``n`` every attempt at ``t <= n - reach`` ends exactly as on the whole text: matches starting
+   there are final (raw ones too, so later matches keep the whole text's alignment), and the finditer may resume
+   at ``n - reach + 1``, the attempts before it having failed.
+3. No reach exceeds ``policy.window``, so once ``upto <= len(text) - window`` every stream has yielded all its
+   matches starting at or before ``upto``.
+4. The overlap choices (``find_pii``'s within a rule, then ``choose_redactions``': earliest start, then longest)
+   decide each candidate from the ones sorted before it, which start no later; taken in that order up to
+   ``upto`` they choose as on the whole text.
+
+A PII detector with a ``gate`` (a regex inside every match it confirms, see ``lmforge.pii``) runs only while its
+gate occurs past the stream's resume point; otherwise a gate search over the new text is all it costs, and the
+resume point stays. It vouches meanwhile that no match it would confirm starts between the resume point and
+``n - reach(regex) - reach(gate) + 1``: such a match ends inside the text, and its gate, starting before the
+match ends, reads only known text, so the search would have found it. When the gate shows up the regex runs on
+from the resume point, so it still reads each character about once and replays the whole-text finditer.
+
+Cost: a stream searches each character about once, plus its last ``reach`` characters again each time it
+advances, which it does only when ``upto`` passes what it has vouched for.
+"""
+
+from __future__ import annotations
+
+import functools
+import heapq
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from lmforge.compliance.policy import PII_LOOKAHEAD_CHARS, Policy, Rule, _reach
+from lmforge.compliance.verdict import Verdict
+from lmforge.pii import PiiMatch, detectors_for
+
+# scan's order: start, longest first, rule id (filter._order), then the rule's and the regex's position
+_Key = tuple[int, int, str, int, int]
+
+
+class IncrementalScan:
+    """One response's scan state: the policy's rules, each resuming where the whole-text scan would be."""
+
+    def __init__(self, policy: Policy) -> None:
+        self._rules = [(_PiiRuleScan if rule.kind == "pii" else _RegexRuleScan)(i, rule, policy.window)
+                       for i, rule in enumerate(policy.rules)]
+        self._pending: list[tuple[_Key, Verdict]] = []  # a heap: final candidates not returned yet
+        self._redacted_to = 0  # end of the last redaction kept (choose_redactions' greedy)
+
+    def settle(self, text: str, upto: int, final: bool = False) -> list[Verdict]:
+        """New verdicts starting at or before ``upto``; ``text`` extends the previous call's text, ``upto`` is at
+        most ``len(text) - policy.window``, or ``len(text)`` when ``final`` (``text`` is the whole response)."""
+        for rule in self._rules:
+            for item in rule.advance(text, upto, final):
+                heapq.heappush(self._pending, item)
+        settled = []
+        while self._pending and self._pending[0][0][0] <= upto:
+            _, v = heapq.heappop(self._pending)
+            start, end = v.span  # type: ignore[misc]
+            if v.action == "redact":
+                if start < self._redacted_to:
+                    continue  # overlaps a redaction kept before it
+                self._redacted_to = end
+            settled.append(v)
+        return settled
+
+
+class _RegexRuleScan:
+    """A term, pattern or hazard rule: every non-empty match of each of its regexes is a verdict."""
+
+    def __init__(self, index: int, rule: Rule, window: int) -> None:
+        self._rule, self._index = rule, index
+        self._streams = [(category, _RegexStream(spec)) for category, spec in _regex_specs(rule, window)]
+
+    def advance(self, text: str, upto: int, final: bool) -> Iterator[tuple[_Key, Verdict]]:
+        for sub, (category, stream) in enumerate(self._streams):
+            if stream.frontier >= upto and not final:
+                continue  # it has vouched that far: searching again now would only re-read its tail
+            for m in stream.advance(text, final):
+                if m.end() > m.start():  # an empty match redacts nothing (as in Rule.scan)
+                    yield _key(m.start(), m.end(), self._rule.id, self._index, sub), \
+                        self._rule.verdict(category, m.span())
+
+
+class _PiiRuleScan:
+    """A pii rule: its detectors' confirmed matches, kept non-overlapping the way ``find_pii`` keeps them."""
+
+    def __init__(self, index: int, rule: Rule, window: int) -> None:
+        self._rule, self._index = rule, index
+        self._detectors = [(detector, _RegexStream(spec)) for detector, spec in _pii_specs(rule, window)]
+        self._candidates: list[tuple[tuple[int, int, int], PiiMatch]] = []  # a heap, in find_pii's order
+        self._chosen_to = 0  # end of the last match find_pii would keep
+
+    def advance(self, text: str, upto: int, final: bool) -> Iterator[tuple[_Key, Verdict]]:
+        for i, (detector, stream) in enumerate(self._detectors):
+            if stream.frontier >= upto and not final:
+                continue  # as above
+            for m in stream.advance(text, final):
+                if (match := detector.confirm(text, m)) is not None:
+                    heapq.heappush(self._candidates, ((match.start, match.start - match.end, i), match))
+        while self._candidates and self._candidates[0][0][0] <= upto:
+            _, match = heapq.heappop(self._candidates)
+            if match.start >= self._chosen_to:
+                self._chosen_to = match.end
+                yield _key(match.start, match.end, self._rule.id, self._index, 0), \
+                    self._rule.verdict(f"pii.{match.kind}", (match.start, match.end))
+
+
+@dataclass(frozen=True)
+class _Spec:
+    """What a ``_RegexStream`` needs to know of its regex, worked out once per rule (parsing regexes is slow)."""
+
+    regex: re.Pattern[str]
+    reach: int  # characters from a match start that matching (and confirming) a match may read
+    match_reach: int = 0  # ... that the regex alone may read (for a gate's argument)
+    gate: re.Pattern[str] | None = None  # a PII detector's gate: a regex inside every match it confirms
+    gate_reach: int = 0
+
+
+@functools.cache
+def _regex_specs(rule: Rule, window: int) -> tuple[tuple[str, _Spec], ...]:
+    specs = tuple((category, _Spec(regex, _reach(regex))) for category, regex in rule.regexes)
+    assert all(spec.reach <= window for _, spec in specs), "a rule reaches past the policy window"
+    return specs
+
+
+@functools.cache
+def _pii_specs(rule: Rule, window: int) -> tuple[tuple[Any, _Spec], ...]:
+    specs = []
+    for d in detectors_for(rule.pii_kinds):
+        # The reach the policy window is built from: the longest match, the cue context after it, lookahead.
+        reach, match_reach = d.max_chars + PII_LOOKAHEAD_CHARS, _reach(d.pattern)
+        gate = re.compile(d.gate) if d.gate else None
+        if gate is not None and match_reach + _reach(gate) - 1 > window:
+            gate = None  # it could not vouch as far as the settle point: run the detector throughout
+        specs.append((d, _Spec(d.pattern, reach, match_reach, gate, _reach(gate) if gate else 0)))
+    assert all(spec.reach <= window for _, spec in specs), "a PII detector reaches past the policy window"
+    return tuple(specs)
+
+
+class _RegexStream:
+    """``regex.finditer(whole_text)`` replayed over a growing text: each match once, as soon as it is final."""
+
+    def __init__(self, spec: _Spec) -> None:
+        self.spec = spec
+        self.frontier = -1  # every match starting at or before this has been returned (or vouched absent)
+        self._pos = 0  # where the whole-text finditer resumes
+        self._gate_from = 0  # no gate match starts from _pos up to here
+
+    def advance(self, text: str, final: bool) -> list[re.Match[str]]:
+        """The matches not returned before that ``text`` settles (all of them when it is ``final``)."""
+        n, spec = len(text), self.spec
+        if spec.gate is not None and spec.gate.search(text, max(self._pos, self._gate_from)) is None:
+            # Nothing to confirm past _pos yet; the regex runs from _pos once the gate shows up.
+            self._gate_from = max(self._gate_from, n - spec.gate_reach + 1)
+            self.frontier = n if final else n - spec.match_reach - spec.gate_reach + 1
+            return []
+        last = n if final else n - spec.reach  # an attempt starting at or before this reads only known text
+        found = []
+        for m in spec.regex.finditer(text, self._pos):
+            if m.start() > last:
+                break
+            found.append(m)
+            self._pos = m.end()
+        # Every attempt from _pos to last failed, as it would on the whole text, so that finditer would be at
+        # last + 1 with nothing pending (also after an empty match, which always ends at or before last).
+        self._pos = max(self._pos, last + 1)
+        self.frontier = last
+        return found
+
+
+def _key(start: int, end: int, rule_id: str, rule_index: int, regex_index: int) -> _Key:
+    return (start, start - end, rule_id, rule_index, regex_index)
