@@ -1,5 +1,5 @@
 # The two commands of the README: `make run` (set up + whole pipeline) and `make test` (set up + test suite).
-# Set-up is idempotent: the venv is (re)installed only when pyproject.toml or requirements.lock change.
+# Set-up is idempotent: the venv is (re)installed only when pyproject.toml, requirements.lock or this file change.
 
 PYTHON  ?= python3
 VENV    := .venv
@@ -15,10 +15,13 @@ PYTEST_ARGS ?=
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml requirements.lock
+# --compile-bytecode: the .pyc files are written once here. With PYTHONDONTWRITEBYTECODE=1 (set on these machines)
+# every process would otherwise compile vllm, torch and transformers from source at import: ~30 s for each of
+# vLLM's three processes, and for every CLI, server and test subprocess.
+$(STAMP): pyproject.toml requirements.lock Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check uv==$(UV_VERSION)
-	$(BIN)/uv pip sync --python $(BIN)/python --find-links $(FIND_LINKS) requirements.lock
+	$(BIN)/uv pip sync --compile-bytecode --python $(BIN)/python --find-links $(FIND_LINKS) requirements.lock
 	$(BIN)/uv pip install --python $(BIN)/python --no-deps -e .
 	$(BIN)/python -m lmforge.doctor
 	touch $(STAMP)
