@@ -48,6 +48,36 @@ def test_register_creates_challenger_with_dossier_and_lineage(tiny_model_dir: Pa
     assert len(out) == 1 and isinstance(out[0], str)
 
 
+def test_dossier_holds_training_curves_and_the_data_report(tiny_model_dir: Path, tmp_path: Path) -> None:
+    cfg = _cfg("dossier")
+    with mlflow.start_run(run_name="pretrain-fixture") as train_run:  # what Lightning's MLflow logger writes
+        for step, loss in enumerate([7.5, 6.1, 5.2, 4.9], start=1):
+            mlflow.log_metric("train/loss", loss, step=step * 10)
+        mlflow.log_metric("val/loss", 5.0, step=40)
+        mlflow.log_metric("val/ppl", 148.4, step=40)
+    validation = tmp_path / "validation"
+    (validation / "data_docs").mkdir(parents=True)
+    (validation / "result.json").write_text('{"success": true, "evaluated": 23, "failed": 0, "results": []}')
+    (validation / "data_docs" / "index.html").write_text("<html>Great Expectations Data Docs</html>")
+
+    version = register_model(cfg, "teacher", tiny_model_dir, {}, PASSED, parent_run_id=train_run.info.run_id,
+                             data_validation=validation)
+    client = MlflowClient()
+    listed = {a.path for a in client.list_artifacts(version.run_id, "review")}
+    assert {"review/loss.png", "review/perplexity.png", "review/data_validation"} <= listed
+    for image in ("loss.png", "perplexity.png"):
+        png = Path(client.download_artifacts(version.run_id, f"review/{image}", str(tmp_path)))
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5_000
+    docs = Path(client.download_artifacts(version.run_id, "review/data_validation", str(tmp_path / "dl")))
+    assert (docs / "result.json").is_file() and "Data Docs" in (docs / "data_docs" / "index.html").read_text()
+    assert "review/" in client.get_model_version(version.name, version.version).description  # the card says where
+
+    # A training run from another store, or none: no images, and the version is still registered.
+    other = register_model(cfg, "teacher", tiny_model_dir, {}, PASSED, parent_run_id="0" * 32)
+    assert not {"review/loss.png", "review/perplexity.png"} & {
+        a.path for a in client.list_artifacts(other.run_id, "review")}
+
+
 def test_champion_moves_only_through_gates_and_is_logged(tiny_model_dir: Path) -> None:
     cfg = _cfg("promo")
     good = register_model(cfg, "student", tiny_model_dir, {}, {"data": "passed", "distill": "passed"})

@@ -4,7 +4,8 @@
 
 Each version carries: the HF directory as a pyfunc model (vLLM serves ``artifacts/hf_model`` as is), a
 signature, metrics, lineage tags (git commit, data hash, config hash, parent run), sample generations as a
-table, a compliance report and a model card. A new version gets the ``challenger`` alias; ``champion`` moves
+table, a compliance report, a model card, the training run's loss and perplexity curves as images and the
+Great Expectations report of its data. A new version gets the ``challenger`` alias; ``champion`` moves
 only through ``lmforge.registry.promote``.
 """
 
@@ -17,12 +18,14 @@ from pathlib import Path
 
 import mlflow
 from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, Schema
 
 from lmforge import lineage
 from lmforge.artifacts import require_complete
 from lmforge.config import LMForgeConfig
+from lmforge.registry.curves import metric_history, plot_curves
 from lmforge.registry.pyfunc import HF_ARTIFACT, HFTextGenerator
 from lmforge.registry.review import compliance_report, model_card, sample_generations
 from lmforge.registry.tracking import access_checked, setup_tracking
@@ -69,8 +72,13 @@ def register_model(
     gates: dict[str, str],
     parent_run_id: str | None = None,
     data_tags: dict[str, str] | None = None,
+    data_validation: Path | None = None,
 ) -> RegisteredVersion:
-    """Log ``model_dir`` with its dossier and create a registered model version aliased ``challenger``."""
+    """Log ``model_dir`` with its dossier and create a registered model version aliased ``challenger``.
+
+    ``parent_run_id``: the run that trained the model; its loss and perplexity curves go into the dossier as
+    images. ``data_validation``: the data stage's ``validation/`` (the Great Expectations result and Data Docs of
+    the data the model was trained on), copied into the dossier."""
     model_dir = Path(model_dir)
     meta = check_model_dir(model_dir)  # before touching MLflow: nothing half-registered
     setup_tracking(cfg)
@@ -108,6 +116,12 @@ def register_model(
         with tempfile.TemporaryDirectory() as tmp:
             (Path(tmp) / "lmforge_lineage.json").write_text(json.dumps(tags, indent=2))
             mlflow.log_artifact(str(Path(tmp) / "lmforge_lineage.json"), "review")
+            for image in _training_curves(parent_run_id, Path(tmp), name):
+                mlflow.log_artifact(str(Path(tmp) / image), "review")
+        if data_validation is not None and (Path(data_validation) / "result.json").is_file():
+            mlflow.log_artifact(str(Path(data_validation) / "result.json"), "review/data_validation")
+            if (Path(data_validation) / "data_docs").is_dir():
+                mlflow.log_artifacts(str(Path(data_validation) / "data_docs"), "review/data_validation/data_docs")
         signature = ModelSignature(inputs=Schema([ColSpec("string")]),  # a list of prompts
                                    outputs=Schema([ColSpec("string")]))
         info = mlflow.pyfunc.log_model(
@@ -139,6 +153,18 @@ def register_model(
             raise
     return RegisteredVersion(name, str(version.version), run.info.run_id, f"models:/{name}/{version.version}",
                              gates, report.violation_rate)
+
+
+def _training_curves(run_id: str | None, out_dir: Path, title: str) -> list[str]:
+    """The training run's curves as images in ``out_dir`` (none when there is no such run or no metrics)."""
+    if not run_id:
+        return []
+    try:
+        history = metric_history(MlflowClient(), run_id)
+    except MlflowException as err:  # a run id from another tracking store: the dossier says so, nothing breaks
+        print(f"lmforge register: no training curves for {title} (run {run_id}: {err.error_code})")
+        return []
+    return plot_curves(history, out_dir, title)
 
 
 def download_model(cfg: LMForgeConfig, name: str, alias_or_version: str, dest: Path) -> Path:

@@ -112,6 +112,12 @@ without the output filter.
 Policy version {report.policy_version}: the filter acted on {report.acted_on} of {report.responses} responses
 (rate {report.violation_rate:.2f}), blocked {report.blocked}. Actions by rule: {rules}.
 
+## Review dossier
+In the source run's Artifacts, folder `review/`: `loss.png` and `perplexity.png` (the training run's curves),
+`data_validation/` (the Great Expectations result of the training data, `data_docs/index.html` its report),
+`samples.json`, `compliance_report.json`, `dossier.json` (gates, metrics, lineage). `lmforge history {name}`
+lists every alias move.
+
 ## Limits
 Trained on a small public-domain and permissively licensed corpus; it repeats and invents. Every output must
 pass the gateway's compliance filter.

@@ -38,6 +38,7 @@ def register_all(cfg: LMForgeConfig, promote: bool = True) -> dict[str, Register
             cfg, role, model_dir, _metrics(role, meta, distill), gates,
             parent_run_id=meta.get("run_id"),
             data_tags={**data_tags, "lmforge.data_hash": meta.get("data_manifest_sha256", "")},
+            data_validation=cfg.paths.validation,
         )
     outcome = {"promoted": None, "refused": None}
     if promote:
