@@ -12,7 +12,7 @@ import pytest
 from lmforge import pii
 from lmforge.compliance import PolicyError, apply_policy, load_policy, parse_policy
 from lmforge.compliance.cli import run_filter_cli
-from lmforge.compliance.policy import PII_LOOKAHEAD_CHARS, _reach
+from lmforge.compliance.policy import PII_LOOKAHEAD_CHARS, regex_reach
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "configs" / "policy.yaml"
@@ -30,13 +30,13 @@ def test_shipped_policy_loads_with_its_window() -> None:
 
 def test_reach_counts_what_end_anchors_read() -> None:
     # "foo$" matches "foo\n" only at the very end, so deciding it reads the character after the newline.
-    assert _reach(re.compile("foo$")) == 5
-    assert _reach(re.compile(r"foo\Z")) == _reach(re.compile(r"foo\b")) == 4
+    assert regex_reach(re.compile("foo$")) == 5
+    assert regex_reach(re.compile(r"foo\Z")) == regex_reach(re.compile(r"foo\b")) == 4
 
 
 def test_pii_lookahead_bound_holds_for_every_detector() -> None:
     # The window adds PII_LOOKAHEAD_CHARS to MAX_MATCH_CHARS; a detector reading further breaks streaming.
-    assert all(_reach(d.pattern) - d.max_chars <= PII_LOOKAHEAD_CHARS for d in pii._DETECTORS)
+    assert all(regex_reach(d.pattern) - d.max_chars <= PII_LOOKAHEAD_CHARS for d in pii._DETECTORS)
 
 
 @pytest.mark.parametrize(

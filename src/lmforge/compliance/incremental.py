@@ -13,7 +13,7 @@ Why it is exact:
    ``regex.finditer(whole_text)``: it keeps the position where that finditer would resume and searches on with
    ``finditer(text, pos)``, which, unlike slicing, keeps the text before ``pos`` for lookbehinds and ``\\b``.
 2. An attempt to match at ``t`` reads at most ``reach`` characters from ``t`` (the longest match plus lookahead,
-   as ``policy._reach`` bounds it; a PII detector's reach adds the phone-cue context its check reads). So on a
+   as ``policy.regex_reach`` bounds it; a PII detector's reach adds the phone-cue context its check reads). So on a
    prefix of length ``n`` every attempt at ``t <= n - reach`` ends exactly as on the whole text: matches starting
    there are final (raw ones too, so later matches keep the whole text's alignment), and the finditer may resume
    at ``n - reach + 1``, the attempts before it having failed.
@@ -43,7 +43,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from lmforge.compliance.policy import PII_LOOKAHEAD_CHARS, Policy, Rule, _reach
+from lmforge.compliance.policy import PII_LOOKAHEAD_CHARS, Policy, Rule, regex_reach
 from lmforge.compliance.verdict import Verdict
 from lmforge.pii import PiiMatch, detectors_for
 
@@ -132,7 +132,7 @@ class _Spec:
 
 @functools.cache
 def _regex_specs(rule: Rule, window: int) -> tuple[tuple[str, _Spec], ...]:
-    specs = tuple((category, _Spec(regex, _reach(regex))) for category, regex in rule.regexes)
+    specs = tuple((category, _Spec(regex, regex_reach(regex))) for category, regex in rule.regexes)
     assert all(spec.reach <= window for _, spec in specs), "a rule reaches past the policy window"
     return specs
 
@@ -142,11 +142,11 @@ def _pii_specs(rule: Rule, window: int) -> tuple[tuple[Any, _Spec], ...]:
     specs = []
     for d in detectors_for(rule.pii_kinds):
         # The reach the policy window is built from: the longest match, the cue context after it, lookahead.
-        reach, match_reach = d.max_chars + PII_LOOKAHEAD_CHARS, _reach(d.pattern)
+        reach, match_reach = d.max_chars + PII_LOOKAHEAD_CHARS, regex_reach(d.pattern)
         gate = re.compile(d.gate) if d.gate else None
-        if gate is not None and match_reach + _reach(gate) - 1 > window:
+        if gate is not None and match_reach + regex_reach(gate) - 1 > window:
             gate = None  # it could not vouch as far as the settle point: run the detector throughout
-        specs.append((d, _Spec(d.pattern, reach, match_reach, gate, _reach(gate) if gate else 0)))
+        specs.append((d, _Spec(d.pattern, reach, match_reach, gate, regex_reach(gate) if gate else 0)))
     assert all(spec.reach <= window for _, spec in specs), "a PII detector reaches past the policy window"
     return tuple(specs)
 

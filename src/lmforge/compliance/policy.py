@@ -159,7 +159,7 @@ def compile_rule(rule_id: str, kind: str, action: Action, params: dict[str, Any]
         # Longest first so "bomb recipe" wins over "bomb"; \w-boundaries keep "classic" from matching "ass".
         body = "|".join(re.escape(t) for t in sorted(terms, key=len, reverse=True))
         regex = re.compile(rf"(?<!\w)(?:{body})(?!\w)", flags)
-        return Rule(rule_id, kind, action, _reach(regex), (("term", regex),), replacement=replacement)
+        return Rule(rule_id, kind, action, regex_reach(regex), (("term", regex),), replacement=replacement)
     if kind == "pattern":
         _allow(params, {"regex", "flags", "replacement"})
         if not isinstance(params.get("regex"), str):
@@ -168,18 +168,18 @@ def compile_rule(rule_id: str, kind: str, action: Action, params: dict[str, Any]
         for name in params.get("flags") or []:
             flags |= re.RegexFlag[str(name).upper()]
         regex = re.compile(params["regex"], flags)
-        if _reach(regex) >= _UNBOUNDED:
+        if regex_reach(regex) >= _UNBOUNDED:
             # Without a bound no hold-back window is safe: a streamed match could always be longer.
             raise ValueError(f"regex {regex.pattern!r} has no length bound (+, *, {{n,}}): write bounded "
                              "repeats such as {1,64} so streaming can hold back enough")
-        return Rule(rule_id, kind, action, _reach(regex), (("pattern", regex),), replacement=replacement)
+        return Rule(rule_id, kind, action, regex_reach(regex), (("pattern", regex),), replacement=replacement)
     if kind == "hazard":
         _allow(params, {"hazards", "replacement"})
         names = list(params.get("hazards") or HAZARDS)
         if unknown := set(names) - set(HAZARDS):
             raise ValueError(f"unknown hazards {sorted(unknown)}; known: {list(HAZARDS)}")
         regexes = tuple((f"hazard.{n}", re.compile(HAZARDS[n])) for n in names)
-        reach = max(_reach(r) for _, r in regexes)
+        reach = max(regex_reach(r) for _, r in regexes)
         return Rule(rule_id, kind, action, reach, regexes, replacement=replacement)
     raise ValueError(f"unknown kind {kind!r}; known: pii, term, pattern, hazard")
 
@@ -189,7 +189,7 @@ def _allow(params: dict[str, Any], known: set[str]) -> None:
         raise ValueError(f"unknown params {sorted(extra)}; allowed: {sorted(known)}")
 
 
-def _reach(regex: re.Pattern[str]) -> int:
+def regex_reach(regex: re.Pattern[str]) -> int:
     """Characters past a match start that ``regex`` may read: its longest match plus lookahead."""
     tree = re_parser.parse(regex.pattern, regex.flags)
     width = min(tree.getwidth()[1], _UNBOUNDED)
