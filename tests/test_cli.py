@@ -21,6 +21,15 @@ def test_every_command_answers_help(name: str, capsys: pytest.CaptureFixture[str
     assert "--profile" in text and "--set" in text
 
 
+def test_top_level_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(["--help"])  # argparse %-formats each subcommand's help: a bare % broke it
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    assert all(name in text for name in COMMANDS)
+    assert "rollout.steps % of traffic" in " ".join(text.split())
+
+
 def test_every_stage_has_a_subcommand() -> None:
     assert set(STAGES) <= set(COMMANDS)
 

@@ -248,7 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lmforge", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (_, add_args, doc) in COMMANDS.items():
-        p = sub.add_parser(name, help=doc, description=doc)
+        p = sub.add_parser(name, help=doc.replace("%", "%%"), description=doc)
         p.add_argument("--profile", default=None, help="configs/<profile>.yaml (default: tiny)")
         p.add_argument("--set", action="append", metavar="SECTION.FIELD=VALUE", help="override a config field")
         add_args(p)
