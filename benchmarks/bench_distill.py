@@ -7,8 +7,9 @@ student, plus the seed-to-seed spread that the KD margin must beat. Prints one t
 Reads ``models/{teacher,student,baseline}`` and ``shards/`` of the profile's work dir and changes nothing there:
 the extra seeds train in a temporary copy of the work dir (student and baseline only, same steps and data).
 Perplexity: the distill stage's protocol (pretraining val split, non-overlapping seq_len windows). Decode:
-greedy, batch 1, the same prompts and new tokens for every model, with HF ``generate`` (fastest of 3 per
-prompt) and with the real vLLM OpenAI server on 127.0.0.1 (one server per model, sequential requests).
+greedy, batch 1, the same prompts and new tokens for every model, with HF ``generate`` as the gate measures it
+(teacher and student taking turns, fastest of 5 per prompt, the ratio the median of per-prompt ratios) and
+with the real vLLM OpenAI server on 127.0.0.1 (one server per model, sequential requests, fastest of 3).
 Targets (DistilGPT2's anchors): student <= 0.5x teacher parameters, perplexity ratio <= 1.3, decode >= 1.8x,
 KD margin over the no-KD student larger than the seed-to-seed spread.
 """
@@ -30,7 +31,7 @@ from lmforge import envs
 from lmforge.config import LMForgeConfig, load_config
 from lmforge.distill.stage import _decode_prompts, train_student
 from lmforge.quiet import quiet_third_party
-from lmforge.train.evaluate import decode_speed, evaluate_perplexity
+from lmforge.train.evaluate import evaluate_perplexity, paired_decode_speed
 from lmforge.train.model import count_parameters
 
 ROLES = ("teacher", "student", "baseline")
@@ -59,7 +60,8 @@ def main() -> None:
     seq_len = cfg.distill.train.seq_len
     ppl = {r: evaluate_perplexity(p, cfg.paths.shards, "val", seq_len=seq_len)["ppl"] for r, p in models.items()}
     prompts = _decode_prompts(cfg.paths.shards)
-    hf = {r: decode_speed(models[r], prompts, args.new_tokens) for r in ("teacher", "student")}
+    hf = paired_decode_speed({r: models[r] for r in ("teacher", "student")}, prompts, args.new_tokens, 5,
+                             reference="teacher")  # the gate's measurement: turns, median per-prompt ratio
     vllm = {} if args.no_vllm else {r: vllm_decode_speed(cfg, models[r], prompts, args.new_tokens)
                                     for r in ("teacher", "student")}
     spread = seed_spread(cfg, args.seeds, ppl) if args.seeds else {}
@@ -72,7 +74,7 @@ def main() -> None:
         ("val perplexity", f"teacher {ppl['teacher']:.1f}  KD {ppl['student']:.1f}  no-KD {ppl['baseline']:.1f}",
          f"KD/teacher {ppl['student'] / ppl['teacher']:.3f}", "<= 1.3", ppl["student"] / ppl["teacher"] <= 1.3),
         ("decode, HF generate", f"teacher {hf['teacher']:.0f}  student {hf['student']:.0f} tok/s",
-         f"{hf['student'] / hf['teacher']:.2f}x", ">= 1.8x", hf["student"] / hf["teacher"] >= 1.8),
+         f"{hf['speedup']['student']:.2f}x", ">= 1.8x", hf["speedup"]["student"] >= 1.8),
     ]
     if vllm:
         rows.append(("decode, vLLM server", f"teacher {vllm['teacher']:.0f}  student {vllm['student']:.0f} tok/s",

@@ -6,9 +6,11 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
+from lmforge.train import evaluate
 from lmforge.train.data import load_split, read_manifest
-from lmforge.train.evaluate import decode_speed, evaluate_perplexity, unigram_perplexity
+from lmforge.train.evaluate import decode_speed, evaluate_perplexity, paired_decode_speed, unigram_perplexity
 
 
 def test_windows_score_every_token_once(tiny_model_dir, data_dir) -> None:
@@ -36,3 +38,37 @@ def test_unigram_perplexity_is_add_one_on_train_counts(data_dir) -> None:
 
 def test_decode_speed_counts_new_tokens(tiny_model_dir) -> None:
     assert decode_speed(tiny_model_dir, ["The harbor", "Ships"], max_new_tokens=4) > 0
+
+
+def test_paired_decode_speed_takes_turns_and_a_burst_of_load_cannot_move_the_speedup(tiny_model_dir, monkeypatch
+                                                                                       ) -> None:
+    """A fake clock: the teacher costs 3 s a run, the student 1 s, and every run of prompt 1 meets 10x load."""
+    clock, calls, order = [0.0], [0], []
+    models: list[object] = []
+
+    def fake_generate(model, enc, pad_token_id, max_new_tokens):
+        if model not in models:
+            models.append(model)  # warm-up calls come first, in the order of model_dirs
+        name = ("teacher", "student")[models.index(model)]
+        calls[0] += 1
+        order.append(name)
+        burst = 10.0 if 2 + 2 * 3 < calls[0] <= 2 + 2 * 3 * 2 else 1.0  # all runs of the second prompt
+        clock[0] += (3.0 if name == "teacher" else 1.0) * burst
+        return torch.zeros(1, enc["input_ids"].shape[1] + max_new_tokens, dtype=torch.long)
+
+    monkeypatch.setattr(evaluate, "_generate", fake_generate)
+    monkeypatch.setattr(evaluate.time, "perf_counter", lambda: clock[0])
+    speeds = paired_decode_speed({"teacher": tiny_model_dir, "student": tiny_model_dir}, ["a", "b", "c"],
+                                 max_new_tokens=4, repeats=3, reference="teacher")
+    assert speeds["speedup"] == {"teacher": 1.0, "student": 3.0}
+    assert speeds["teacher"] == pytest.approx(12 / (3 + 30 + 3)) and speeds["student"] == pytest.approx(12 / 12)
+    timed = order[2:]
+    assert timed[:6] == ["teacher", "student", "student", "teacher", "teacher", "student"]  # turns, alternating
+    assert timed.count("teacher") == timed.count("student") == 9
+
+
+def test_paired_decode_speed_of_one_model_against_itself_is_about_one(tiny_model_dir) -> None:
+    speeds = paired_decode_speed({"a": tiny_model_dir, "b": tiny_model_dir}, ["The harbor", "Ships", "Rain"],
+                                 max_new_tokens=4, repeats=3, reference="a")
+    assert speeds["a"] > 0 and speeds["b"] > 0
+    assert 0.5 < speeds["speedup"]["b"] < 2.0 and speeds["speedup"]["a"] == 1.0

@@ -86,19 +86,45 @@ def decode_speed(model_dir: Path, prompts: list[str], max_new_tokens: int = 32, 
     Each prompt is timed ``repeats`` times and its fastest run counts: a burst of load from another process
     slows single runs, never the best one.
     """
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    encoded = [tokenizer(p, return_tensors="pt") for p in prompts]
-    kwargs: dict[str, Any] = {"max_new_tokens": max_new_tokens, "min_new_tokens": max_new_tokens,
-                              "do_sample": False, "pad_token_id": tokenizer.pad_token_id}
-    model.generate(**encoded[0], **kwargs)  # warm-up: allocator, kernels
-    new_tokens, seconds = 0, 0.0
-    for enc in encoded:
-        best = float("inf")
-        for _ in range(repeats):
-            start = time.perf_counter()
-            out = model.generate(**enc, **kwargs)  # (1, prompt + new)
-            best = min(best, time.perf_counter() - start)
-        new_tokens += out.shape[1] - enc["input_ids"].shape[1]
-        seconds += best
-    return new_tokens / seconds
+    return paired_decode_speed({"model": model_dir}, prompts, max_new_tokens, repeats)["model"]
+
+
+@torch.no_grad()
+def paired_decode_speed(model_dirs: dict[str, Path], prompts: list[str], max_new_tokens: int = 32,
+                        repeats: int = 3, reference: str | None = None) -> dict[str, float]:
+    """``decode_speed`` of several models measured side by side: ``{name: tok/s}``, plus ``speedup[name]``.
+
+    The models take turns on every run (prompt by prompt, repeat by repeat, the order alternating), so a
+    stretch of load from another process falls on all of them instead of on whichever was being timed.
+    With ``reference`` set, ``speedup[name]`` is the median over prompts of reference's fastest time over
+    name's: one prompt that met a burst of load cannot move it, where a ratio of two totals would move.
+    """
+    models, encoded, pad = {}, {}, {}
+    for name, model_dir in model_dirs.items():
+        models[name] = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+        tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        encoded[name], pad[name] = [tokenizer(p, return_tensors="pt") for p in prompts], tokenizer.pad_token_id
+    names = list(models)
+    for name in names:
+        _generate(models[name], encoded[name][0], pad[name], max_new_tokens)  # warm-up: allocator, kernels
+    best = {name: [float("inf")] * len(prompts) for name in names}
+    new_tokens = dict.fromkeys(names, 0)
+    for i in range(len(prompts)):
+        for r in range(repeats):
+            for name in names if (i + r) % 2 == 0 else names[::-1]:
+                start = time.perf_counter()
+                out = _generate(models[name], encoded[name][i], pad[name], max_new_tokens)
+                best[name][i] = min(best[name][i], time.perf_counter() - start)
+                if r == 0:
+                    new_tokens[name] += out.shape[1] - encoded[name][i]["input_ids"].shape[1]
+    speeds: dict[str, Any] = {name: new_tokens[name] / sum(best[name]) for name in names}
+    if reference is not None:
+        speeds["speedup"] = {name: float(np.median([b / t for b, t in zip(best[reference], best[name], strict=True)]))
+                             for name in names}
+    return speeds
+
+
+def _generate(model: PreTrainedModel, enc: Any, pad_token_id: int | None, max_new_tokens: int) -> torch.Tensor:
+    """Greedy, exactly ``max_new_tokens`` (``min_new_tokens``): an early eos cannot flatter a model."""
+    return model.generate(**enc, max_new_tokens=max_new_tokens, min_new_tokens=max_new_tokens, do_sample=False,
+                          pad_token_id=pad_token_id)
