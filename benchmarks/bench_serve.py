@@ -17,8 +17,9 @@ else a random-weight Llama of the same shape built here). Every request is greed
    through the gateway (auth, limits, filter). Target <= 5 %.
 4. Filter cost: ``apply_policy`` and ``StreamFilter`` (4-character chunks) in ms per KB of prose with PII,
    p99 over repeats. Target <= 1 ms/KB.
-5. Hold-back cost on TTFT: one streamed request at a time; the shipped policy holds back ``policy.window``
-   characters, a one-term policy ~8, so their TTFT difference is what the hold-back costs.
+5. Hold-back cost on TTFT: one streamed request at a time; the shipped policy holds back 122 characters of
+   prose (``StreamFilter.hold``; up to ``policy.window``, 475, near an ``@`` or another rule's anchor), a
+   one-term policy ~8, so their TTFT difference is what the hold-back costs.
 
 Writes only to a temporary directory. Run it on an idle machine for figures to compare: it prints the load
 average before and after, since other work on the cores changes every number.
@@ -248,7 +249,7 @@ class Servers:
         self._procs: list[subprocess.Popen[bytes]] = []
 
     def __enter__(self) -> Servers:
-        from lmforge.compliance import load_policy
+        from lmforge.compliance import StreamFilter, load_policy
         from lmforge.config import load_config
         from lmforge.serve.engine import VLLMEngine
         from lmforge.serve.settings import GatewaySettings
@@ -280,7 +281,7 @@ class Servers:
                         stdout=log, stderr=subprocess.STDOUT))
                 urls.append(f"http://127.0.0.1:{port}")
             self.gateway_url, self.minimal_url = urls
-            self.window = load_policy(ROOT / "configs" / "policy.yaml").window
+            self.window = StreamFilter(load_policy(ROOT / "configs" / "policy.yaml")).hold  # on prose
             self._wait_gateways()
         except BaseException:
             self.__exit__()
@@ -362,11 +363,12 @@ def report_holdback(runs: dict[str, list[Run]], window: int, concurrent: Batch) 
     chars = statistics.median(len(r.text) for r in runs["direct"])
     print(f"\n== 5. Hold-back cost on TTFT, streamed, one at a time ({len(runs['direct'])} requests per path)")
     print(f"  p50 TTFT: vLLM direct {ttft['direct']:.1f} ms; gateway, one-term policy (window ~8 chars) "
-          f"{ttft['minimal']:.1f} ms; gateway, shipped policy (window {window} chars) {ttft['gateway']:.1f} ms")
+          f"{ttft['minimal']:.1f} ms; gateway, shipped policy (hold {window} chars) {ttft['gateway']:.1f} ms")
     print(f"  hold-back cost = {ttft['gateway'] - ttft['minimal']:+.1f} ms p50 TTFT (shipped - one-term); "
           f"gateway without hold-back = {ttft['minimal'] - ttft['direct']:+.1f} ms")
     print(f"  answers are ~{chars:.0f} characters and take {total:.0f} ms p50 in all; the first text can only leave "
-          f"once {window} characters are known{' (the whole answer here)' if chars <= window else ''}")
+          f"once {window} characters are known{' (the whole answer here)' if chars <= window else ''}, more near "
+          "an '@' or another rule's anchor")
 
 
 # ------------------------------------------------------------------------------------------------- helpers

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +15,7 @@ from lmforge.compliance import ContentBlocked, Policy, StreamFilter, apply_polic
 from lmforge.compliance.cli import filter_streamed
 from lmforge.compliance.filter import choose_redactions, render, scan
 from lmforge.compliance.incremental import IncrementalScan, _pii_specs, _regex_specs, _RegexStream
+from lmforge.compliance.policy import regex_anchor
 
 SHIPPED = load_policy(Path(__file__).resolve().parents[2] / "configs" / "policy.yaml")
 # The longest email the detector takes (it sets the shipped window): read whole only at the settle point.
@@ -61,8 +63,8 @@ def _stream(text: str, cuts: list[int], policy: Policy = SHIPPED) -> tuple[str, 
 
 
 def _chunkings(text: str, rng: random.Random) -> list[list[int]]:
-    """Every character alone, fixed sizes around the scan spacing and the window, and random cuts."""
-    fixed = [list(range(k, len(text), k)) for k in (4, 117, 118, 475, 476)]
+    """Every character alone, fixed sizes around the scan spacings, the least hold and the window, random cuts."""
+    fixed = [list(range(k, len(text), k)) for k in (4, 26, 27, 104, 105, 117, 118, 475, 476)]
     randoms = [sorted(rng.sample(range(1, len(text)), k=min(len(text) - 1, rng.randint(1, 200)))) for _ in range(3)]
     return [list(range(1, len(text))), *fixed, *randoms]
 
@@ -231,6 +233,65 @@ def test_settling_at_every_length_equals_whole_text(policy: Policy) -> None:
         settled += inc.settle(EDGE_TEXT[:n], n - policy.window)
     settled += inc.settle(EDGE_TEXT, len(EDGE_TEXT), final=True)
     assert settled == apply_policy(EDGE_TEXT, policy).verdicts
+
+
+@pytest.mark.parametrize("policy", [
+    SHIPPED,
+    _policy({"id": "email", "kind": "pii", "action": "redact", "params": {"kinds": ["EMAIL"]}}),
+    _policy({"id": "secret", "kind": "pii", "action": "flag", "params": {"kinds": ["SECRET"]}}),
+    _policy({"id": "host", "kind": "pattern", "action": "flag",
+             "params": {"regex": r"\b[a-z0-9-]{1,40}\.corp\.lmforge\.internal\b"}}),
+    _policy({"id": "hazards", "kind": "hazard", "action": "redact",
+             "params": {"hazards": ["external_image", "event_handler", "javascript_url"]}}),
+], ids=lambda p: p.rules[0].id)
+def test_settling_as_far_as_the_vouchers_allow_at_every_length_equals_whole_text(policy: Policy) -> None:
+    text = EDGE_TEXT + " ".join(["x@", "![a](", "<b ", "sk-", ":=", "javascript"] * 3) + EDGE_TEXT[:600]
+    inc, settled, upto = IncrementalScan(policy), [], -1
+    for n in range(1, len(text)):
+        settled += inc.settle(text[:n])
+        assert upto <= inc.settled_to < n  # it never goes back, nor settles the end before the end
+        upto = inc.settled_to
+    settled += inc.settle(text, final=True)
+    assert settled == apply_policy(text, policy).verdicts
+
+
+def test_anchors_are_rare_literals_in_every_match_at_a_bounded_offset() -> None:
+    email = next(d.pattern for d in pii.detectors_for(["EMAIL"]))
+    anchor = regex_anchor(email)
+    assert anchor is not None and anchor.regex.pattern == "@" and (anchor.offset, anchor.reach) == (64, 1)
+    found = {pattern: regex_anchor(re.compile(pattern)) for pattern in [
+        r"(?<!\w)sk-[a-z]{20}", r"(?i)(?:api|token)\s{0,3}[:=]\s{0,3}(\w{16})", r"(?i)\bjavascript:",
+        r"(ab)c{1,3}!x", r"\d{3}[ .-]\d{4}", r"(?:a@|b@)", r"x+@", r"on[a-z]{3}", r"[^a]@"]}
+    got = {p: (a.regex.pattern, a.offset) if a else None for p, a in found.items()}
+    assert got == {
+        r"(?<!\w)sk-[a-z]{20}": (re.escape("sk-"), 0),
+        r"(?i)(?:api|token)\s{0,3}[:=]\s{0,3}(\w{16})": ("[:=]", 8),  # "token" + 3 spaces before it
+        r"(?i)\bjavascript:": ("javascript:", 0),
+        r"(ab)c{1,3}!x": ("!x", 5),  # a plain group counts inline
+        r"\d{3}[ .-]\d{4}": None,  # a class with a space in it is no rare anchor
+        r"(?:a@|b@)": None,  # inside a branch: not in every match
+        r"x+@": None,  # no bound on where it starts
+        r"on[a-z]{3}": None,  # two letters: common in prose
+        r"[^a]@": ("@", 1),
+    }
+    case_blind = found[r"(?i)\bjavascript:"]
+    assert case_blind is not None and case_blind.regex.search("JavaScript:")  # the regex's flags carry over
+
+
+def test_prose_is_released_a_least_hold_behind_and_waits_longer_only_near_an_anchor() -> None:
+    sf = StreamFilter(SHIPPED)
+    assert sf.hold == 122 < SHIPPED.window == 475  # the base64-blob secret's gate; the email's '@' is at most 64 in
+    prose = "The harbor was quiet and the ships came in with the tide before dawn. " * 12
+    released, lags = "", []
+    for i, ch in enumerate(prose):
+        released += sf.feed(ch)
+        lags.append(i + 1 - len(released))
+    assert max(lags[300:]) <= sf.hold + sf.hold // 2 + 1  # a least hold, plus the scan spacing
+    sf = StreamFilter(SHIPPED)
+    text = prose[:300] + "write to bob@example.com, " + prose[:300]
+    released = "".join(sf.feed(ch) for ch in text)
+    assert "bob@" not in released and len(released) < 300 - 64 + 25  # it waits for the email's whole reach
+    assert released + sf.finish() == apply_policy(text, SHIPPED).text
 
 
 def test_incremental_scan_settles_each_verdict_once_in_scan_order() -> None:

@@ -2,7 +2,8 @@
 
     inc = IncrementalScan(policy)
     inc.settle(text[:800], upto=800 - policy.window)   # the verdicts starting at or before 325 ...
-    inc.settle(text, upto=len(text), final=True)       # ... then the rest, once the text is whole
+    inc.settle(text[:900])                             # ... as far as the vouchers allow (inc.settled_to) ...
+    inc.settle(text, final=True)                       # ... then the rest, once the text is whole
 
 Each call returns what ``apply_policy(whole_text).verdicts`` holds (blocks, the redactions ``choose_redactions``
 keeps, flags) that starts at or before ``upto`` and was not returned before, in the same order.
@@ -23,15 +24,20 @@ Why it is exact:
    decide each candidate from the ones sorted before it, which start no later; taken in that order up to
    ``upto`` they choose as on the whole text.
 
-A PII detector with a ``gate`` (a regex inside every match it confirms, see ``lmforge.pii``) runs only while its
-gate occurs past the stream's resume point; otherwise a gate search over the new text is all it costs, and the
-resume point stays. It vouches meanwhile that no match it would confirm starts between the resume point and
-``n - reach(regex) - reach(gate) + 1``: such a match ends inside the text, and its gate, starting before the
-match ends, reads only known text, so the search would have found it. When the gate shows up the regex runs on
-from the resume point, so it still reads each character about once and replays the whole-text finditer.
+Vouchers. A voucher is a regex that occurs inside every match a stream yields, starting at most ``offset``
+characters past the match's start: a PII detector's ``gate`` (see ``lmforge.pii``; ``offset`` is its
+regex's reach less one, since the gate lies inside the match) and a regex's anchor (``policy.regex_anchor``: a
+rare literal of its top-level sequence, such as the email's ``@``, at most 64 characters in). A stream runs
+its regex only while each of its vouchers occurs past its resume point; otherwise a search over the new text
+is all it costs, and the resume point stays. It vouches meanwhile that no match starts between the resume
+point and ``n - offset - reach(voucher)``: such a match's voucher would start at or before
+``n - reach(voucher)``, so it reads only known text and the search would have found it. When the vouchers show
+up the regex runs on from the resume point, so it still reads each character about once and replays the
+whole-text finditer. ``settle`` without ``upto`` settles as far as every stream has vouched or can settle by
+its reach: ``n - hold`` when no voucher is in sight (``hold``: the largest of the streams' least holds).
 
 Cost: a stream searches each character about once, plus its last ``reach`` characters again each time it
-advances, which it does only when ``upto`` passes what it has vouched for.
+runs, which it does only when ``upto`` passes what it has vouched for.
 """
 
 from __future__ import annotations
@@ -40,10 +46,10 @@ import functools
 import heapq
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from lmforge.compliance.policy import PII_LOOKAHEAD_CHARS, Policy, Rule, regex_reach
+from lmforge.compliance.policy import PII_LOOKAHEAD_CHARS, Policy, Rule, regex_anchor, regex_reach
 from lmforge.compliance.verdict import Verdict
 from lmforge.pii import PiiMatch, detectors_for
 
@@ -57,12 +63,23 @@ class IncrementalScan:
     def __init__(self, policy: Policy) -> None:
         self._rules = [(_PiiRuleScan if rule.kind == "pii" else _RegexRuleScan)(i, rule, policy.window)
                        for i, rule in enumerate(policy.rules)]
+        self._streams = [stream for rule in self._rules for stream in rule.streams]
         self._pending: list[tuple[_Key, Verdict]] = []  # a heap: final candidates not returned yet
         self._redacted_to = 0  # end of the last redaction kept (choose_redactions' greedy)
+        # The least hold-back: what the text must run past a verdict's start before it settles, when no
+        # stream has a voucher in sight (a PII gate, a rule's anchor); policy.window when all have.
+        self.hold = max((stream.spec.hold for stream in self._streams), default=0)
+        self.settled_to = -1
 
-    def settle(self, text: str, upto: int, final: bool = False) -> list[Verdict]:
-        """New verdicts starting at or before ``upto``; ``text`` extends the previous call's text, ``upto`` is at
-        most ``len(text) - policy.window``, or ``len(text)`` when ``final`` (``text`` is the whole response)."""
+    def settle(self, text: str, upto: int | None = None, final: bool = False) -> list[Verdict]:
+        """New verdicts starting at or before ``upto``; ``text`` extends the previous call's text.
+
+        ``upto`` is at most ``len(text) - policy.window``, or ``len(text)`` when ``final`` (``text`` is the
+        whole response); None settles as far as the streams' vouchers allow, at least that far and at most
+        ``len(text) - hold``. ``settled_to`` is the ``upto`` used."""
+        if upto is None:
+            upto = len(text) if final else self._bound(text)
+        self.settled_to = upto
         for rule in self._rules:
             for item in rule.advance(text, upto, final):
                 heapq.heappush(self._pending, item)
@@ -77,6 +94,15 @@ class IncrementalScan:
             settled.append(v)
         return settled
 
+    def _bound(self, text: str) -> int:
+        """How far every stream lets the text settle, at most ``len(text) - hold`` (the common case, so a
+        stream already that far needs no look) and never less than last time (each stream got that far)."""
+        upto = max(len(text) - self.hold, self.settled_to)
+        for stream in self._streams:
+            if stream.frontier < upto:
+                upto = min(upto, stream.bound(text))
+        return upto
+
 
 class _RegexRuleScan:
     """A term, pattern or hazard rule: every non-empty match of each of its regexes is a verdict."""
@@ -84,6 +110,7 @@ class _RegexRuleScan:
     def __init__(self, index: int, rule: Rule, window: int) -> None:
         self._rule, self._index = rule, index
         self._streams = [(category, _RegexStream(spec)) for category, spec in _regex_specs(rule, window)]
+        self.streams = [stream for _, stream in self._streams]
 
     def advance(self, text: str, upto: int, final: bool) -> Iterator[tuple[_Key, Verdict]]:
         for sub, (category, stream) in enumerate(self._streams):
@@ -101,6 +128,7 @@ class _PiiRuleScan:
     def __init__(self, index: int, rule: Rule, window: int) -> None:
         self._rule, self._index = rule, index
         self._detectors = [(detector, _RegexStream(spec)) for detector, spec in _pii_specs(rule, window)]
+        self.streams = [stream for _, stream in self._detectors]
         self._candidates: list[tuple[tuple[int, int, int], PiiMatch]] = []  # a heap, in find_pii's order
         self._chosen_to = 0  # end of the last match find_pii would keep
 
@@ -120,19 +148,47 @@ class _PiiRuleScan:
 
 
 @dataclass(frozen=True)
+class _Voucher:
+    """A regex in every match a stream yields (a PII gate, a rule's anchor), starting at most ``offset`` past it.
+
+    Where it does not occur, no match starts: a search for it over the new text lets the stream vouch for
+    ``hold`` characters short of the end instead of running the regex and settling only its reach short."""
+
+    regex: re.Pattern[str]
+    reach: int  # characters a match of ``regex`` reads
+    offset: int
+    hold: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "hold", self.offset + self.reach)
+
+
+@dataclass(frozen=True)
 class _Spec:
     """What a ``_RegexStream`` needs to know of its regex, worked out once per rule (parsing regexes is slow)."""
 
     regex: re.Pattern[str]
     reach: int  # characters from a match start that matching (and confirming) a match may read
-    match_reach: int = 0  # ... that the regex alone may read (for a gate's argument)
-    gate: re.Pattern[str] | None = None  # a PII detector's gate: a regex inside every match it confirms
-    gate_reach: int = 0
+    vouchers: tuple[_Voucher, ...] = ()  # smallest hold first
+    # Characters short of the end it settles to when no voucher is in sight (its reach when it has none). A
+    # gate may hold more than the reach (the base64 blob's does): skipping the regex is worth it.
+    hold: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "hold", self.vouchers[0].hold if self.vouchers else self.reach)
+
+
+def _vouchers(regex: re.Pattern[str], gate: _Voucher | None = None) -> tuple[_Voucher, ...]:
+    anchor = regex_anchor(regex)
+    found = [gate] if gate else []
+    if anchor is not None:
+        found.append(_Voucher(anchor.regex, anchor.reach, anchor.offset))
+    return tuple(sorted(found, key=lambda v: v.hold))
 
 
 @functools.cache
 def _regex_specs(rule: Rule, window: int) -> tuple[tuple[str, _Spec], ...]:
-    specs = tuple((category, _Spec(regex, regex_reach(regex))) for category, regex in rule.regexes)
+    specs = tuple((category, _Spec(regex, regex_reach(regex), _vouchers(regex))) for category, regex in rule.regexes)
     assert all(spec.reach <= window for _, spec in specs), "a rule reaches past the policy window"
     return specs
 
@@ -143,10 +199,12 @@ def _pii_specs(rule: Rule, window: int) -> tuple[tuple[Any, _Spec], ...]:
     for d in detectors_for(rule.pii_kinds):
         # The reach the policy window is built from: the longest match, the cue context after it, lookahead.
         reach, match_reach = d.max_chars + PII_LOOKAHEAD_CHARS, regex_reach(d.pattern)
-        gate = re.compile(d.gate) if d.gate else None
-        if gate is not None and match_reach + regex_reach(gate) - 1 > window:
-            gate = None  # it could not vouch as far as the settle point: run the detector throughout
-        specs.append((d, _Spec(d.pattern, reach, match_reach, gate, regex_reach(gate) if gate else 0)))
+        gate = None
+        if d.gate:  # it lies inside the match, so it starts at most match_reach - 1 past the match's start
+            gate = _Voucher(re.compile(d.gate), regex_reach(re.compile(d.gate)), match_reach - 1)
+            if gate.hold > window:
+                gate = None  # it could not vouch as far as the settle point: run the detector throughout
+        specs.append((d, _Spec(d.pattern, reach, _vouchers(d.pattern, gate))))
     assert all(spec.reach <= window for _, spec in specs), "a PII detector reaches past the policy window"
     return tuple(specs)
 
@@ -158,15 +216,26 @@ class _RegexStream:
         self.spec = spec
         self.frontier = -1  # every match starting at or before this has been returned (or vouched absent)
         self._pos = 0  # where the whole-text finditer resumes
-        self._gate_from = 0  # no gate match starts from _pos up to here
+        self._clear_from = [0] * len(spec.vouchers)  # voucher i occurs nowhere from _pos up to here
+        self._probe: tuple[int, int, _Voucher | None] = (-1, -1, None)  # (len, _pos, voucher absent) last seen
+
+    def bound(self, text: str) -> int:
+        """The frontier ``advance(text)`` reaches (before the end: the text is not final). Where that
+        advance would run no regex (a voucher is absent), it is done here: the frontier moves now."""
+        if not self.spec.vouchers:
+            return max(self.frontier, len(text) - self.spec.reach)
+        absent = self._absent(text)
+        if absent is None:
+            return max(self.frontier, len(text) - self.spec.reach)
+        self.frontier = max(self.frontier, len(text) - absent.hold)
+        return self.frontier
 
     def advance(self, text: str, final: bool) -> list[re.Match[str]]:
         """The matches not returned before that ``text`` settles (all of them when it is ``final``)."""
         n, spec = len(text), self.spec
-        if spec.gate is not None and spec.gate.search(text, max(self._pos, self._gate_from)) is None:
-            # Nothing to confirm past _pos yet; the regex runs from _pos once the gate shows up.
-            self._gate_from = max(self._gate_from, n - spec.gate_reach + 1)
-            self.frontier = n if final else n - spec.match_reach - spec.gate_reach + 1
+        if (absent := self._absent(text)) is not None:
+            # Nothing past _pos can match yet; the regex runs from _pos once every voucher shows up.
+            self.frontier = n if final else max(self.frontier, n - absent.hold)
             return []
         last = n if final else n - spec.reach  # an attempt starting at or before this reads only known text
         found = []
@@ -178,8 +247,23 @@ class _RegexStream:
         # Every attempt from _pos to last failed, as it would on the whole text, so that finditer would be at
         # last + 1 with nothing pending (also after an empty match, which always ends at or before last).
         self._pos = max(self._pos, last + 1)
-        self.frontier = last
+        self.frontier = max(self.frontier, last)
         return found
+
+    def _absent(self, text: str) -> _Voucher | None:
+        """The voucher of smallest hold that occurs nowhere from ``_pos`` on, or None if each one occurs."""
+        n = len(text)
+        probe = self._probe
+        if probe[0] == n and probe[1] == self._pos:
+            return probe[2]
+        absent = None
+        for i, voucher in enumerate(self.spec.vouchers):
+            if voucher.regex.search(text, max(self._pos, self._clear_from[i])) is None:
+                self._clear_from[i] = max(self._clear_from[i], n - voucher.reach + 1)
+                absent = voucher
+                break
+        self._probe = (n, self._pos, absent)
+        return absent
 
 
 def _key(start: int, end: int, rule_id: str, rule_index: int, regex_index: int) -> _Key:

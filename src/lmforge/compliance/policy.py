@@ -1,7 +1,7 @@
 """A versioned YAML compliance policy compiled into rules that each return verdicts.
 
     policy = load_policy(Path("configs/policy.yaml"))
-    policy.version, policy.window      # "2026.11.1", 475: characters a streaming filter holds back
+    policy.version, policy.window      # "2026.11.1", 475: the most characters a streaming filter holds back
     [v for rule in policy.rules for v in rule.scan(text)]
 
 Rule kinds (``params`` per kind):
@@ -15,7 +15,8 @@ Rule kinds (``params`` per kind):
 
 Every rule knows its ``reach``: how many characters past a match start it can read (longest match plus
 lookahead). The policy window is the largest reach, the smallest hold-back that lets a streaming filter see
-every match whole. A malformed policy raises ``PolicyError`` naming the file, the rule and what is wrong.
+every match whole; ``regex_anchor`` finds the rare literal a regex's every match holds near its start, which
+lets the streaming filter hold back less where that literal is absent (see ``lmforge.compliance.streaming``). A malformed policy raises ``PolicyError`` naming the file, the rule and what is wrong.
 """
 
 from __future__ import annotations
@@ -194,6 +195,61 @@ def regex_reach(regex: re.Pattern[str]) -> int:
     tree = re_parser.parse(regex.pattern, regex.flags)
     width = min(tree.getwidth()[1], _UNBOUNDED)
     return width + _lookahead(tree)
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """A rare literal (or class of rare literals) in every match, starting at most ``offset`` past its start."""
+
+    regex: re.Pattern[str]
+    reach: int  # characters an anchor match reads
+    offset: int
+
+
+def regex_anchor(regex: re.Pattern[str]) -> Anchor | None:
+    """The anchor of ``regex`` that bounds a match's start closest, or None.
+
+    A candidate is an element of the pattern's top-level sequence (groups without flags count as inline), so
+    every match contains it, after elements of bounded width: a run of literals with a character that is not
+    a letter, digit or space, or of three or more characters (``@``, ``![``, ``sk-``, ``script``), or a class
+    of such characters (``[:=]``). A streaming scan that sees no anchor where a match could start knows the
+    match cannot start there, with no need to wait for the regex's whole reach.
+    """
+    tree = re_parser.parse(regex.pattern, regex.flags)
+    items = _flat_sequence(tree)
+    flags = regex.flags & (re.IGNORECASE | re.ASCII)
+    best: Anchor | None = None
+    offset, i = 0, 0
+    while i < len(items) and offset < _UNBOUNDED:
+        op, av = items[i]
+        found: tuple[str, int, int] | None = None  # (pattern, reach, items used)
+        if op is re_parser.LITERAL:
+            j = i
+            while j < len(items) and items[j][0] is re_parser.LITERAL:
+                j += 1
+            run = "".join(chr(c) for _, c in items[i:j])
+            if len(run) >= 3 or any(not (ch.isalnum() or ch.isspace()) for ch in run):
+                found = (re.escape(run), len(run), j - i)
+        elif op is re_parser.IN and all(o is re_parser.LITERAL and not (chr(c).isalnum() or chr(c).isspace())
+                                        for o, c in av):
+            found = ("[" + "".join(re.escape(chr(c)) for _, c in av) + "]", 1, 1)
+        if found is not None and (best is None or offset + found[1] < best.offset + best.reach):
+            best = Anchor(re.compile(found[0], flags), found[1], offset)
+        step = found[2] if found is not None else 1
+        offset += min(re_parser.SubPattern(tree.state, items[i:i + step]).getwidth()[1], _UNBOUNDED)
+        i += step
+    return best
+
+
+def _flat_sequence(tree: Any) -> list[tuple[Any, Any]]:
+    """The top-level elements of a parsed pattern, the contents of plain groups inline (each matches once)."""
+    items = []
+    for op, av in tree.data:
+        if op is re_parser.SUBPATTERN and av[1] == av[2] == 0:  # (group, add_flags, del_flags, pattern)
+            items += _flat_sequence(av[3])
+        else:
+            items.append((op, av))
+    return items
 
 
 def _lookahead(tree: Any) -> int:

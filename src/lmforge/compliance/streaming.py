@@ -5,22 +5,25 @@
         send(sf.feed(chunk))   # safe text, possibly "" while held back
     send(sf.finish())          # the rest; raises ContentBlocked if a block rule fires
 
-The filter keeps the text seen so far and releases only the prefix that no future text can change: a match
-starting at ``s`` is final once ``s + policy.window`` characters are known (``window`` = the longest reach of
-any rule), so everything before ``len(text) - window`` is settled, except a chosen redaction that straddles
-that point, which waits whole. Released text therefore equals ``apply_policy(whole_text).text`` for every
-chunking (a property test checks this), and so do the verdicts.
+The filter keeps the text seen so far and releases only the prefix that no future text can change. A match
+starting at ``s`` is final once ``s + reach`` characters are known (``reach``: the longest match plus
+lookahead of its regex; ``policy.window`` is the largest), and a regex with a voucher (a PII detector's gate,
+a rule's anchor such as the ``@`` of an email, at most 64 characters into the match) cannot start a match
+where its voucher does not occur: ``IncrementalScan`` settles as far as both allow. Prose with no voucher in
+sight is released ``hold`` characters behind (122 with the shipped policy, set by the base64-blob secret's
+gate, against a window of 475); near a voucher (an ``@``, an ``sk-``, a ``<``) the text waits for that
+regex's reach. A chosen redaction that straddles the settle point waits whole. Released text therefore
+equals ``apply_policy(whole_text).text`` for every chunking (property tests check this), and so do the
+verdicts.
 
 Cost: no scan starts over from the beginning. ``IncrementalScan`` resumes each regex of each rule where
 a whole-text scan would be (see there why that is exact), so each character is searched about once per regex,
-plus a regex's last ``reach`` characters again each time it advances (its matches there are not final yet).
-Scans come every ``window // 4`` characters, so that re-read stays within ~4x the text for the regex with
-the longest reach (the shipped policy's email, whose reach sets the window) and far less for the others. With
-the shipped policy, 4-character chunks of prose with PII every ~300 characters cost ~1.8x ``apply_policy``
-per KB, the same from 1 to 16 KB (~1.4x when PII is rare: a gated PII detector runs only while its gate
-occurs in the text not yet settled). On long texts the spacing grows to ``len / 256`` so that joining the
-chunks stays linear too. Latency: text is released in steps of ``window // 4`` characters, after the
-``window`` hold-back. Fail closed: an exception inside blocks the stream.
+plus a regex's last ``reach`` characters again each time it runs (its matches there are not final yet); a
+stream whose voucher is absent runs no regex, only a search for the voucher in the new text. Scans come half
+the unsettled length apart, so a re-read costs at most ~2x the text for any regex; the shipped policy over
+4-character chunks costs ~0.7-0.8 ms/KB, prose or PII-rich (~1.5-3x ``apply_policy``). On long texts the
+spacing grows to ``len / 256`` so that joining the chunks stays linear too. Latency: text is released in
+steps of half the hold-back, after it. Fail closed: an exception inside blocks the stream.
 """
 
 from __future__ import annotations
@@ -39,14 +42,15 @@ log = logging.getLogger(__name__)
 class StreamFilter:
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
-        self.window = policy.window  # characters held back
+        self.window = policy.window  # the most characters held back
         self.verdicts: list[Verdict] = []  # settled redact/flag verdicts released so far
         self.blocked: Verdict | None = None
         self._scan = IncrementalScan(policy)
+        self.hold = self._scan.hold  # the fewest characters held back (no rule's gate or anchor in sight)
         self._text = ""  # the text up to the last scan
         self._chunks: list[str] = []  # arrived since; joined at the next scan (appending to a str copies it)
         self._length = 0  # characters fed in all
-        self._next_scan = self.window + 1  # feed() does nothing but keep the chunk until _length reaches this
+        self._next_scan = self.hold + 1  # feed() does nothing but keep the chunk until _length reaches this
         self._released = 0  # characters of the text already passed on (original coordinates)
         self._held: list[Verdict] = []  # settled verdicts that start at or after _released, in span order
         self._finished = False
@@ -81,8 +85,8 @@ class StreamFilter:
             self._text += "".join(self._chunks)
             self._chunks.clear()
             text = self._text
-            settled = len(text) if final else len(text) - self.window
-            new = self._scan.settle(text, settled, final)
+            new = self._scan.settle(text, final=final)
+            settled = max(self._scan.settled_to, self._released)  # it starts below 0 while a voucher is in sight
             if block := next((v for v in new if v.action == "block"), None):
                 self._block(block)  # a settled block ends the stream; an unsettled one may still vanish
             held = self._held + new
@@ -96,18 +100,20 @@ class StreamFilter:
             self.verdicts += ready
             self._released = upto
             if not final:  # scan again a spacing on, and not before something more can be released
-                self._next_scan = max(len(text) + self._spacing(len(text)), upto + self.window + 1)
+                spacing = self._spacing(len(text) - settled, len(text))
+                self._next_scan = max(len(text) + spacing, upto + self.hold + 1)
             return out
         except ContentBlocked:
             raise
         except Exception as err:
             self._fail(err)
 
-    def _spacing(self, length: int) -> int:
-        """Characters between scans. A scan re-reads up to ``window`` characters of some regex (its matches
-        near the end are not final yet), so a quarter window apart that costs at most ~4x the text for the one
-        with the longest reach; on long texts length / 256 apart keeps the joins of the chunks linear too."""
-        return max(1, self.window // 4, length // 256)
+    def _spacing(self, held: int, length: int) -> int:
+        """Characters between scans. A scan re-reads the tail of each regex that runs (its matches near the
+        end are not final yet), at most the ``held`` characters the last scan left unsettled, so half of that
+        apart costs at most ~2x the text (a quarter cost ~2x more in all: each scan also pays a fixed price
+        per stream); on long texts length / 256 apart keeps the joins of the chunks linear too."""
+        return max(1, held // 2, length // 256)
 
     def _fail(self, err: Exception) -> NoReturn:
         """Fail closed: log, block, and end the stream."""
