@@ -154,7 +154,8 @@ class DistillConfig(_Section):
     student: ModelConfig = ModelConfig(hidden_size=96, num_layers=2, num_heads=4, num_kv_heads=4,
                                        intermediate_size=256)
     train: TrainConfig = TrainConfig(max_steps=200)
-    alpha: float = Field(0.5, description="Weight of the KD term; 1 - alpha weights cross-entropy.")
+    alpha: float = Field(0.8, description="Weight of the KD term; 1 - alpha weights cross-entropy. 0.8: on the "
+                         "tiny profile it gave val ppl 251/263 against 0.5's 272/284 (seeds 0/1; no-KD 305).")
     temperature: float = Field(2.0, description="Softmax temperature of teacher and student.")
     kl: Literal["forward", "reverse", "mix"] = Field("forward", description="KL direction.")
     top_k: int = Field(32, description="Teacher log-probs kept per token in the logit cache.")
