@@ -14,7 +14,7 @@ import pytest
 from lmforge.config import LMForgeConfig, ModelConfig, TrainConfig
 from lmforge.train.data import pretrain_datamodule, read_manifest
 from lmforge.train.finetune import run_finetune
-from lmforge.train.flops import RateMeter, TokenFlops, matmul_parameters, measure_matmul_flops
+from lmforge.train.flops import RateMeter, TokenFlops, machine_peak_flops, matmul_parameters, measure_matmul_flops
 from lmforge.train.loop import build_trainer, progress_bar_enabled
 from lmforge.train.model import build_model
 from lmforge.train.module import CausalLMModule
@@ -46,6 +46,17 @@ def test_rate_meter_sums_steps_into_rates() -> None:
 
 def test_measured_matmul_peak_is_a_plausible_rate() -> None:
     assert 1e8 < measure_matmul_flops("cpu", size=256, repeats=2) < 1e14
+
+
+def test_machine_peak_is_the_best_measurement_this_machine_has_shown(tmp_path) -> None:
+    record = tmp_path / "state" / "peak_flops.json"
+    assert machine_peak_flops("cpu", record, measure=lambda: 2e9) == 2e9  # none before: this one
+    assert machine_peak_flops("cpu", record, measure=lambda: 5e8) == 2e9  # measured on busy cores: the best
+    assert machine_peak_flops("cpu", record, measure=lambda: 3e9) == 3e9  # a better one replaces it
+    assert list(json.loads(record.read_text()).values()) == [3e9]
+    record.write_text("{not json")
+    assert machine_peak_flops("cpu", record, measure=lambda: 1e9) == 1e9  # an unreadable record is replaced
+    assert list(json.loads(record.read_text()).values()) == [1e9]
 
 
 def _fit(cfg: LMForgeConfig, **train_update) -> tuple[L.Trainer, CausalLMModule]:

@@ -3,6 +3,7 @@
     per_token = TokenFlops.of(model)           # 6 N + 12 L H Q T, FLOPs to train one token (forward + backward)
     per_token(128) * tokens_per_s              # achieved FLOP/s at sequence length T = 128
     measure_matmul_flops(torch.device("cpu"))  # fp32 SGEMM FLOP/s of this device, measured now
+    machine_peak_flops("cpu", state / "peak_flops.json")  # the same, or the best this machine has shown
 
 ``N`` counts every weight a token is multiplied by: all parameters except the input embedding table (a
 lookup, no FLOPs), so the output head stays in, tied to the embedding or not. nanoGPT subtracts only its
@@ -18,10 +19,14 @@ overstates the one and understates the other.
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import platform
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -104,3 +109,35 @@ def measure_matmul_flops(device: torch.device | str = "cpu", size: int = 1024, d
             if i:  # run 0 warms up the allocator and the kernels
                 best = min(best, clock() - start)
     return 2 * size**3 / best  # a multiply and an add per inner-product term
+
+
+def machine_peak_flops(device: torch.device | str, record: Path, measure: Callable[[], float] | None = None
+                       ) -> float:
+    """The device's matmul peak: measured now, or the best measured before on this machine if that is higher.
+
+    A measurement can only come out low (other processes share the cores), never high, so the best one is the
+    closest to the hardware's peak; one taken on busy cores would put MFU above 1 once the load goes. The
+    best per device, host and thread count is kept in ``record`` (JSON); an unreadable record is replaced.
+    """
+    device = torch.device(device)
+    measured = measure() if measure is not None else measure_matmul_flops(device)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
+    key = f"{platform.node()}|{device.type}|{name}|threads={torch.get_num_threads()}"
+    try:
+        seen = json.loads(record.read_text())
+    except (OSError, ValueError):
+        seen = {}
+    seen = seen if isinstance(seen, dict) else {}
+    before = seen.get(key)
+    before = float(before) if isinstance(before, int | float) else 0.0
+    if measured <= before:
+        return before
+    seen[key] = measured
+    try:
+        record.parent.mkdir(parents=True, exist_ok=True)
+        tmp = record.with_name(f".{record.name}.{os.getpid()}.tmp")  # concurrent runs never share a temp file
+        tmp.write_text(json.dumps(seen, indent=1))
+        tmp.replace(record)
+    except OSError:
+        pass  # a read-only state dir: the figure is still right for this run
+    return measured

@@ -5,7 +5,8 @@ only ``compute_loss`` (distillation adds the teacher term).
 
 Throughput is measured at every step and per device: ``train/tokens_per_s``, ``train/flops_per_s`` (tokens/s
 x ``TokenFlops``, see ``lmforge.train.flops``) and ``train/mfu``, achieved FLOP/s over ``train.peak_flops``
-(or over this device's fp32 matmul FLOP/s, measured once before the first step, when that is None). A step
+(or, when that is None, over this device's fp32 matmul FLOP/s, measured before the first step and raised to
+the best this machine has shown: ``lmforge.train.flops.machine_peak_flops``, kept in the state dir). A step
 is timed from one ``training_step`` to the next, so it includes backward and the optimizer. Those rates and
 ``lr`` are logged on the steps Lightning hands to the logger (every ``log_every_n_steps``), as means over the
 steps since the previous log: each ``self.log`` walks every value logged so far in the step, and on the tiny
@@ -24,9 +25,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lmforge import envs
 from lmforge.config import TrainConfig
 from lmforge.train.data import IGNORE
-from lmforge.train.flops import RateMeter, TokenFlops, measure_matmul_flops
+from lmforge.train.flops import RateMeter, TokenFlops, machine_peak_flops
 
 
 def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -92,7 +94,8 @@ class CausalLMModule(L.LightningModule):
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         if self.peak_flops is None:  # before any step is timed, so the measurement never counts as a step
             configured = self.cfg.peak_flops
-            self.peak_flops = configured if configured is not None else measure_matmul_flops(self.device)
+            self.peak_flops = configured if configured is not None else machine_peak_flops(
+                self.device, envs.state_dir() / "peak_flops.json")
         terms = self.compute_loss(batch)
         bs = batch["input_ids"].shape[0]
         for name, value in terms.items():
