@@ -8,8 +8,9 @@ Reads ``models/{teacher,student,baseline}`` and ``shards/`` of the profile's wor
 the extra seeds train in a temporary copy of the work dir (student and baseline only, same steps and data).
 Perplexity: the distill stage's protocol (pretraining val split, non-overlapping seq_len windows). Decode:
 greedy, batch 1, the same prompts and new tokens for every model, with HF ``generate`` as the gate measures it
-(teacher and student taking turns, fastest of 5 per prompt, the ratio the median of per-prompt ratios) and
-with the real vLLM OpenAI server on 127.0.0.1 (one server per model, sequential requests, fastest of 3).
+(one thread, teacher and student taking turns, fastest of 5 per prompt, the ratio the median of per-prompt
+ratios) and with the real vLLM OpenAI server on 127.0.0.1 (one server per model, sequential requests, fastest
+of 3).
 Targets (DistilGPT2's anchors): student <= 0.5x teacher parameters, perplexity ratio <= 1.3, decode >= 1.8x,
 KD margin over the no-KD student larger than the seed-to-seed spread.
 """

@@ -218,7 +218,7 @@ def measure(cfg: LMForgeConfig, teacher_dir: Path, trained: dict[str, TrainResul
                     "decode_tok_s": speeds["teacher"],
                     "parameters": count_parameters(LlamaForCausalLM.from_pretrained(teacher_dir))},
         "protocol": {"split": "val", "seq_len": seq_len, "stride": seq_len, "tokens": teacher_val["tokens"],
-                     "decode": f"HF generate greedy, batch 1, {len(prompts)} prompts x "
+                     "decode": f"HF generate greedy, batch 1, one thread, {len(prompts)} prompts x "
                                f"{cfg.distill.decode_new_tokens} new tokens, teacher and student taking turns, "
                                f"fastest of {DECODE_REPEATS} per prompt; speedup: median over prompts of the "
                                "per-prompt ratio"},
