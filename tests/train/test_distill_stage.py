@@ -9,8 +9,8 @@ import pytest
 from transformers import AutoModelForCausalLM
 
 from lmforge import lineage
-from lmforge.config import LMForgeConfig
-from lmforge.distill.stage import GateFailed, StudentTooLarge, run_distill
+from lmforge.config import LMForgeConfig, load_config
+from lmforge.distill.stage import GateFailed, StudentTooLarge, _kd_identity, run_distill
 from lmforge.train.finetune import run_finetune
 from lmforge.train.pretrain import run_pretrain
 
@@ -28,6 +28,15 @@ def teacher_cfg(stage_cfg: LMForgeConfig) -> LMForgeConfig:
 
 
 @pytest.mark.slow
+def test_tuning_kd_settings_resumes_the_baseline_but_not_the_kd_student() -> None:
+    cfg = load_config("tiny")
+    tuned = load_config("tiny", ["distill.alpha=0.3", "distill.temperature=4.0"])
+    assert _kd_identity(cfg, kd=False) == _kd_identity(tuned, kd=False)  # the no-KD run never reads them
+    assert _kd_identity(cfg) != _kd_identity(tuned)
+    wider = load_config("tiny", ["distill.sft_share=0.2"])
+    assert _kd_identity(cfg, kd=False) != _kd_identity(wider, kd=False)  # its data mix
+
+
 def test_distill_exports_both_students_and_reports(teacher_cfg: LMForgeConfig) -> None:
     cfg = _with_gate(teacher_cfg, max_ppl_ratio=100.0, min_speedup=0.0, require_beats_baseline=False)
     result = run_distill(cfg, tags={"lmforge.git_commit": "abc"})

@@ -138,7 +138,8 @@ def train_student(cfg: LMForgeConfig, role: str, teacher: LlamaForCausalLM | Non
     else:
         module = DistillModule(model, teacher, section)
     teacher_run = teacher_meta.get("run_id") or ""
-    identity = {"stage": "distill", "role": role, "kd": _kd_identity(cfg), "teacher_run": teacher_run,
+    identity = {"stage": "distill", "role": role, "kd": _kd_identity(cfg, kd=teacher is not None),
+                "teacher_run": teacher_run,
                 "data": data_hash(paths.shards), "recipe": train.recipe_digest()}
     ckpt_dir = paths.checkpoints / "distill" / role
     resume, meta = find_resume_checkpoint(ckpt_dir, identity, module)
@@ -200,9 +201,12 @@ class CachedTeacherData(StreamDataModule):
         return DataLoader(stream, batch_size=self.batch_size, collate_fn=teacher_collate(self.pad_id))
 
 
-def _kd_identity(cfg: LMForgeConfig) -> str:
-    """What a resumable student checkpoint must share: the student shape and the KD settings."""
+def _kd_identity(cfg: LMForgeConfig, kd: bool = True) -> str:
+    """What a resumable student checkpoint must share: the student shape, its data mix and the KD settings
+    (none for the no-KD baseline, so tuning alpha or the temperature does not retrain it)."""
     d = cfg.distill
+    if not kd:
+        return f"{d.student.digest()}-{d.sft_share}"
     return f"{d.student.digest()}-{d.alpha}-{d.temperature}-{d.kl}-{d.top_k}-{d.sft_share}-{d.teacher}"
 
 
