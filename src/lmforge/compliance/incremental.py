@@ -201,7 +201,8 @@ def _pii_specs(rule: Rule, window: int) -> tuple[tuple[Any, _Spec], ...]:
         reach, match_reach = d.max_chars + PII_LOOKAHEAD_CHARS, regex_reach(d.pattern)
         gate = None
         if d.gate:  # it lies inside the match, so it starts at most match_reach - 1 past the match's start
-            gate = _Voucher(re.compile(d.gate), regex_reach(re.compile(d.gate)), match_reach - 1)
+            gate_regex = re.compile(d.gate)
+            gate = _Voucher(gate_regex, regex_reach(gate_regex), match_reach - 1)
             if gate.hold > window:
                 gate = None  # it could not vouch as far as the settle point: run the detector throughout
         specs.append((d, _Spec(d.pattern, reach, _vouchers(d.pattern, gate))))
@@ -222,9 +223,7 @@ class _RegexStream:
     def bound(self, text: str) -> int:
         """The frontier ``advance(text)`` reaches (before the end: the text is not final). Where that
         advance would run no regex (a voucher is absent), it is done here: the frontier moves now."""
-        if not self.spec.vouchers:
-            return max(self.frontier, len(text) - self.spec.reach)
-        absent = self._absent(text)
+        absent = self._absent(text) if self.spec.vouchers else None
         if absent is None:
             return max(self.frontier, len(text) - self.spec.reach)
         self.frontier = max(self.frontier, len(text) - absent.hold)

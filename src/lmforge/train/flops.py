@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import platform
 import time
 from collections.abc import Callable
@@ -31,6 +30,8 @@ from typing import Any
 
 import torch
 from torch import nn
+
+from lmforge.artifacts import write_json_atomic
 
 
 @dataclass(frozen=True)
@@ -134,10 +135,7 @@ def machine_peak_flops(device: torch.device | str, record: Path, measure: Callab
         return before
     seen[key] = measured
     try:
-        record.parent.mkdir(parents=True, exist_ok=True)
-        tmp = record.with_name(f".{record.name}.{os.getpid()}.tmp")  # concurrent runs never share a temp file
-        tmp.write_text(json.dumps(seen, indent=1))
-        tmp.replace(record)
+        write_json_atomic(record, seen)
     except OSError:
         pass  # a read-only state dir: the figure is still right for this run
     return measured
