@@ -68,3 +68,47 @@ def test_stop_ends_the_process_group(tmp_path: Path, monkeypatch: pytest.MonkeyP
         engine.wait_ready(timeout=0.3)
     engine.stop(timeout=5)
     assert not engine.alive() and engine.pid is None
+
+
+def test_a_killed_caller_leaves_no_server(tmp_path: Path) -> None:
+    """SIGKILL runs no cleanup in the caller; the kernel still ends the server it started (not detached)."""
+    import os
+    import signal
+    import subprocess
+
+    model, pidfile = _fake_model(tmp_path), tmp_path / "server.pid"
+    caller = f"""
+import sys, time
+from pathlib import Path
+from lmforge.config import ServeConfig
+from lmforge.serve.engine import VLLMEngine
+engine = VLLMEngine(Path({str(model)!r}), ["m"], ServeConfig(), 8123, Path({str(tmp_path / "vllm.log")!r}))
+engine.command = lambda: [sys.executable, "-c", "import time; time.sleep(120)"]
+engine.start()
+Path({str(pidfile)!r}).write_text(str(engine.pid))
+time.sleep(120)
+"""
+    proc = subprocess.Popen([sys.executable, "-c", caller])
+    try:
+        deadline = time.monotonic() + 60
+        while not pidfile.exists() or not pidfile.read_text():
+            assert time.monotonic() < deadline and proc.poll() is None, "the caller did not start its server"
+            time.sleep(0.1)
+        server = int(pidfile.read_text())
+        assert os.getpgid(server) == server  # its own group, as stop() needs
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        deadline = time.monotonic() + 10
+        while _running(server):
+            assert time.monotonic() < deadline, "the server outlived its killed caller"
+            time.sleep(0.1)
+    finally:
+        proc.kill()
+
+
+def _running(pid: int) -> bool:
+    """True while ``pid`` exists and is not a zombie (an orphan is reaped by init, maybe later)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    except (OSError, IndexError):
+        return False

@@ -5,12 +5,18 @@
         engine.base_url                    # "http://127.0.0.1:8100"
 
 ``detached=True`` starts vLLM in its own session so it outlives the caller (the stack records ``.pid``;
-``stop_process_group(pid)`` ends it later). Either way the server runs in its own process group, and
-``stop()`` terminates the group (vLLM spawns an engine-core process), then kills what is left.
+``stop_process_group(pid)`` ends it later). Otherwise the server is the caller's: on Linux the kernel sends it
+SIGTERM when the thread that started it ends, even by SIGKILL, so a killed benchmark or test leaves no server
+holding its port and memory (vLLM then ends its engine-core process). Either way the server runs in its own
+process group, and ``stop()`` terminates the group (vLLM spawns an engine-core process), then kills what is
+left.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import functools
 import json
 import math
 import os
@@ -103,8 +109,10 @@ class VLLMEngine:
         with open(self.log_path, "ab") as log:
             log.write(f"\n=== {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {self.command()}\n".encode())
             log.flush()
-            # Own process group always (stop() signals the whole group); own session when detached.
-            session = {"start_new_session": True} if self.detached else {"process_group": 0}
+            # Own process group always (stop() signals the whole group); own session when detached, else it
+            # dies with its starter.
+            session = ({"start_new_session": True} if self.detached
+                       else {"preexec_fn": functools.partial(_die_with_parent, os.getpid())})
             self._proc = subprocess.Popen(
                 self.command(),
                 env=self.environment(),
@@ -158,6 +166,20 @@ class VLLMEngine:
     ) -> None:
         if not self.detached:
             self.stop()
+
+
+_PR_SET_PDEATHSIG = 1
+# Loaded here, not in the forked child, where loading a library could wait on a lock another thread held.
+_LIBC = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True) if sys.platform == "linux" else None
+
+
+def _die_with_parent(parent: int) -> None:
+    """In the child between fork and exec: a process group of its own, and SIGTERM when the parent thread ends."""
+    os.setpgid(0, 0)
+    if _LIBC is not None:
+        _LIBC.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before prctl: the signal will never come
+            os._exit(1)
 
 
 def check_model_dir(model_dir: Path) -> None:
