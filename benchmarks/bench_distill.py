@@ -6,7 +6,8 @@ student, plus the seed-to-seed spread that the KD margin must beat. Prints one t
 
 Reads ``models/{teacher,student,baseline}`` and ``shards/`` of the profile's work dir and changes nothing there:
 the extra seeds train in a temporary copy of the work dir (student and baseline only, same steps and data).
-Perplexity: the distill stage's protocol (pretraining val split, non-overlapping seq_len windows). Decode:
+Perplexity: the distill stage's protocol (pretraining val split, non-overlapping seq_len windows), and the
+response perplexity on the instruction val split (reported, not a target: the fine-tuned teacher's own domain). Decode:
 greedy, batch 1, the same prompts and new tokens for every model, with HF ``generate`` as the gate measures it
 (one thread, teacher and student taking turns, fastest of 5 per prompt, the ratio the median of per-prompt
 ratios) and with the real vLLM OpenAI server on 127.0.0.1 (one server per model, sequential requests, fastest
@@ -32,7 +33,7 @@ from lmforge import envs
 from lmforge.config import LMForgeConfig, load_config
 from lmforge.distill.stage import _decode_prompts, train_student
 from lmforge.quiet import quiet_third_party
-from lmforge.train.evaluate import evaluate_perplexity, paired_decode_speed
+from lmforge.train.evaluate import evaluate_perplexity, paired_decode_speed, response_perplexity
 from lmforge.train.model import count_parameters
 
 ROLES = ("teacher", "student", "baseline")
@@ -60,12 +61,13 @@ def main() -> None:
     disk = {r: sum(f.stat().st_size for f in p.glob("*.safetensors")) for r, p in models.items()}
     seq_len = cfg.distill.train.seq_len
     ppl = {r: evaluate_perplexity(p, cfg.paths.shards, "val", seq_len=seq_len)["ppl"] for r, p in models.items()}
+    sft = {r: response_perplexity(p, cfg.paths.shards, seq_len)["ppl"] for r, p in models.items()}
     prompts = _decode_prompts(cfg.paths.shards)
     hf = paired_decode_speed({r: models[r] for r in ("teacher", "student")}, prompts, args.new_tokens, 5,
                              reference="teacher")  # the gate's measurement: turns, median per-prompt ratio
     vllm = {} if args.no_vllm else {r: vllm_decode_speed(cfg, models[r], prompts, args.new_tokens)
                                     for r in ("teacher", "student")}
-    spread = seed_spread(cfg, args.seeds, ppl) if args.seeds else {}
+    spread = seed_spread(cfg, args.seeds, ppl, sft) if args.seeds else {}
 
     rows = [
         ("parameters", f"teacher {params['teacher']:,}  student {params['student']:,}",
@@ -74,6 +76,8 @@ def main() -> None:
          f"{disk['student'] / disk['teacher']:.3f}x", "", None),
         ("val perplexity", f"teacher {ppl['teacher']:.1f}  KD {ppl['student']:.1f}  no-KD {ppl['baseline']:.1f}",
          f"KD/teacher {ppl['student'] / ppl['teacher']:.3f}", "<= 1.3", ppl["student"] / ppl["teacher"] <= 1.3),
+        ("response perplexity", f"teacher {sft['teacher']:.1f}  KD {sft['student']:.1f}  no-KD {sft['baseline']:.1f}",
+         f"KD/teacher {sft['student'] / sft['teacher']:.3f}", "(reported)", None),
         ("decode, HF generate", f"teacher {hf['teacher']:.0f}  student {hf['student']:.0f} tok/s",
          f"{hf['speedup']['student']:.2f}x", ">= 1.8x", hf["speedup"]["student"] >= 1.8),
     ]
@@ -93,6 +97,9 @@ def main() -> None:
         rows.append(("KD margin, same seed", f"no-KD - KD ppl per seed {[round(d, 1) for d in paired]}",
                      f"min {min(paired):.1f}, mean {statistics.mean(paired):.1f}", "> 0 every seed",
                      min(paired) > 0))
+        on_sft = [b - s for s, b in zip(spread["student_sft"], spread["baseline_sft"], strict=True)]
+        rows.append(("same, response ppl", f"KD {spread['student_sft']}; no-KD {spread['baseline_sft']}",
+                     f"no-KD - KD per seed {[round(d, 1) for d in on_sft]}", "(reported)", None))
     print(f"lmforge distillation benchmark ({args.profile}; {len(prompts)} prompts x {args.new_tokens} new tokens; "
           f"ppl on val, seq_len {seq_len})")
     print(f"{'metric':26} {'measured':66} {'ratio':28} {'target':16} verdict")
@@ -101,12 +108,14 @@ def main() -> None:
         print(f"{metric:26} {measured:66} {ratio:28} {target:16} {verdict}")
 
 
-def seed_spread(cfg: LMForgeConfig, extra: int, ppl: dict[str, float]) -> dict:
-    """Retrain student and baseline with ``extra`` more seeds in a scratch copy; their perplexity range."""
+def seed_spread(cfg: LMForgeConfig, extra: int, ppl: dict[str, float], sft: dict[str, float]) -> dict:
+    """Retrain student and baseline with ``extra`` more seeds in a scratch copy; their perplexity range (and
+    their response perplexities, reported beside it)."""
     from transformers import LlamaForCausalLM
 
     teacher_meta = json.loads((cfg.paths.models / "teacher" / "lmforge.json").read_text())
     found = {"student": [ppl["student"]], "baseline": [ppl["baseline"]]}
+    found_sft = {"student": [sft["student"]], "baseline": [sft["baseline"]]}
     with tempfile.TemporaryDirectory(prefix="lmforge-bench-distill-") as tmp:
         work = Path(tmp) / "work"
         os.environ["LMFORGE_MLFLOW_URI"] = f"sqlite:///{tmp}/mlflow.db"  # keep benchmark runs out of the registry
@@ -122,11 +131,14 @@ def seed_spread(cfg: LMForgeConfig, extra: int, ppl: dict[str, float]) -> dict:
                 result = train_student(run_cfg, role, teacher if role == "student" else None, teacher_meta,
                                        {"lmforge.benchmark": "bench_distill"})
                 found[role].append(result.metrics["val_ppl"])
+                found_sft[role].append(response_perplexity(result.model_dir, work / "shards", train.seq_len)["ppl"])
     return {"n": extra + 1, "student": [round(x, 1) for x in found["student"]],
             "baseline": [round(x, 1) for x in found["baseline"]],
             "student_range": max(found["student"]) - min(found["student"]),
             "baseline_range": max(found["baseline"]) - min(found["baseline"]),
-            "student_sd": statistics.pstdev(found["student"])}
+            "student_sd": statistics.pstdev(found["student"]),
+            "student_sft": [round(x, 1) for x in found_sft["student"]],
+            "baseline_sft": [round(x, 1) for x in found_sft["baseline"]]}
 
 
 def vllm_decode_speed(cfg: LMForgeConfig, model_dir: Path, prompts: list[str], new_tokens: int) -> float:

@@ -43,7 +43,7 @@ def test_distill_exports_both_students_and_reports(teacher_cfg: LMForgeConfig) -
     report = json.loads((cfg.paths.reports / "distill.json").read_text())
     assert result.gate["passed"] and report["gate"]["passed"]
     for role in ("teacher", "student", "baseline"):
-        assert report[role]["val_ppl"] > 1
+        assert report[role]["val_ppl"] > 1 and report[role]["sft_val_ppl"] > 1
     assert report["student"]["parameters"] == report["baseline"]["parameters"] <= report["teacher"]["parameters"] / 2
     assert report["student"]["decode_tok_s"] > 0 and report["teacher"]["decode_tok_s"] > 0
     teacher_run = json.loads((cfg.paths.models / "teacher" / "lmforge.json").read_text())["run_id"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -10,7 +11,13 @@ import torch
 
 from lmforge.train import evaluate
 from lmforge.train.data import load_split, read_manifest
-from lmforge.train.evaluate import decode_speed, evaluate_perplexity, paired_decode_speed, unigram_perplexity
+from lmforge.train.evaluate import (
+    decode_speed,
+    evaluate_perplexity,
+    paired_decode_speed,
+    response_perplexity,
+    unigram_perplexity,
+)
 
 
 def test_windows_score_every_token_once(tiny_model_dir, data_dir) -> None:
@@ -34,6 +41,27 @@ def test_unigram_perplexity_is_add_one_on_train_counts(data_dir) -> None:
     expected = math.exp(-np.mean(np.log(counts[val] / counts.sum())))
     assert unigram_perplexity(shards) == pytest.approx(expected)
     assert unigram_perplexity(shards) < vocab  # the corpus is far from uniform
+
+
+def test_response_perplexity_scores_only_the_responses_of_every_val_pair(tiny_model_dir, data_dir) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from lmforge.train.data import sft_example
+
+    shards = data_dir / "shards"
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
+    rows = [json.loads(line) for line in (shards / "sft_val.jsonl").read_text().splitlines() if line.strip()]
+    nll, tokens = 0.0, 0
+    with torch.no_grad():
+        for row in rows:  # one pair at a time, no padding: the sum over response tokens, by hand
+            ex = sft_example(tok, row["prompt"], row["response"], 64)
+            logits = model(input_ids=ex["input_ids"].unsqueeze(0)).logits[0]
+            nll += torch.nn.functional.cross_entropy(logits, ex["labels"], ignore_index=-100, reduction="sum").item()
+            tokens += int((ex["labels"] != -100).sum())
+    got = response_perplexity(tiny_model_dir, shards, seq_len=64, batch_size=3)  # batches padded
+    assert got["pairs"] == len(rows)
+    assert got["ppl"] == pytest.approx(math.exp(nll / tokens), rel=1e-4)
 
 
 def test_decode_speed_counts_new_tokens(tiny_model_dir) -> None:

@@ -37,7 +37,13 @@ from lmforge.distill.cache import (
 )
 from lmforge.distill.module import DistillModule
 from lmforge.train.data import IndexedStream, StreamDataModule, distill_datamodule, read_manifest
-from lmforge.train.evaluate import evaluate_perplexity, paired_decode_speed, perplexity_of, unigram_perplexity
+from lmforge.train.evaluate import (
+    evaluate_perplexity,
+    paired_decode_speed,
+    perplexity_of,
+    response_perplexity,
+    unigram_perplexity,
+)
 from lmforge.train.loop import (
     TrainResult,
     data_hash,
@@ -211,7 +217,8 @@ def _kd_identity(cfg: LMForgeConfig, kd: bool = True) -> str:
 
 
 def measure(cfg: LMForgeConfig, teacher_dir: Path, trained: dict[str, TrainResult]) -> dict[str, Any]:
-    """Val perplexity of teacher, student and baseline (one protocol), decode speed of teacher vs student."""
+    """Val perplexity of teacher, student and baseline (one protocol, the gate's), their response perplexity on
+    the instruction val split (reported: the teacher's own domain), decode speed of teacher vs student."""
     paths, seq_len = cfg.paths, cfg.distill.train.seq_len
     teacher_val = evaluate_perplexity(teacher_dir, paths.shards, "val", seq_len=seq_len)
     prompts = _decode_prompts(paths.shards)
@@ -228,11 +235,13 @@ def measure(cfg: LMForgeConfig, teacher_dir: Path, trained: dict[str, TrainResul
                                "per-prompt ratio"},
         "unigram_ppl": unigram_perplexity(paths.shards),
         "data": f"pretraining windows mixed with {cfg.distill.sft_share:.0%} instruction pairs; "
-                "perplexity on the pretraining val split",
+                "perplexity on the pretraining val split (gated), response perplexity on the instruction val split",
     }
     for role, result in trained.items():
         report[role] = {"val_ppl": result.metrics["val_ppl"], "val_bits_per_byte": result.metrics["val_bits_per_byte"],
                         "parameters": result.metrics["parameters"], "run_id": result.run_id}
+    for role, model_dir in {"teacher": teacher_dir, **{r: t.model_dir for r, t in trained.items()}}.items():
+        report[role]["sft_val_ppl"] = response_perplexity(model_dir, paths.shards, seq_len)["ppl"]
     report["student"]["decode_tok_s"] = speeds["student"]
     report["student"]["decode_speedup"] = speeds["speedup"]["student"]
     return report

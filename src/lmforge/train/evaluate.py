@@ -8,6 +8,10 @@ non-overlapping windows. Bits per byte divide the total NLL by the UTF-8 bytes o
 without special tokens, which makes models with different tokenizers comparable.
 
     evaluate_perplexity(models / "student", shards, seq_len=128)  # {"loss", "ppl", "bits_per_byte", ...}
+
+Response perplexity (``response_perplexity``): the fine-tuning's validation loss on every pair of the
+instruction val split, chat-formatted, scored on the response tokens only: the teacher's own domain, where
+the pretraining split above shows what fine-tuning cost it.
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ import torch
 import torch.nn.functional as F
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
-from lmforge.train.data import load_split, read_manifest
+from lmforge.train.data import SFTPairs, load_split, pad_collate, read_manifest
+from lmforge.train.module import mean_loss
 
 
 @torch.no_grad()
@@ -65,6 +70,18 @@ def perplexity_of(model: PreTrainedModel, tokenizer: Any, shards_dir: Path, spli
     loss = nll / max(scored, 1)
     return {"loss": loss, "ppl": math.exp(loss), "bits_per_byte": nll / math.log(2) / max(n_bytes, 1),
             "tokens": scored, "bytes": n_bytes, "seq_len": seq_len, "stride": stride}
+
+
+@torch.no_grad()
+def response_perplexity(model_dir: Path, shards_dir: Path, seq_len: int, batch_size: int = 16) -> dict[str, float]:
+    """Perplexity of the exported model on the responses of the instruction val split (protocol above)."""
+    from torch.utils.data import DataLoader
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    pairs = SFTPairs(Path(shards_dir) / read_manifest(shards_dir)["sft"]["val"], tokenizer, seq_len)
+    loss = mean_loss(model, DataLoader(pairs, batch_size=batch_size, collate_fn=pad_collate(tokenizer.pad_token_id)))
+    return {"loss": loss, "ppl": math.exp(loss), "pairs": len(pairs), "seq_len": seq_len}
 
 
 def unigram_perplexity(shards_dir: Path) -> float:
