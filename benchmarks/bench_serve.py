@@ -17,7 +17,7 @@ else a random-weight Llama of the same shape built here). Every request is greed
    through the gateway (auth, limits, filter). Target <= 5 %.
 4. Filter cost: ``apply_policy`` and ``StreamFilter`` (4-character chunks) in ms per KB of prose with PII,
    p99 over repeats. Target <= 1 ms/KB.
-5. Hold-back cost on TTFT: one streamed request at a time; the shipped policy holds back 122 characters of
+5. Hold-back cost on TTFT: one streamed request at a time; the shipped policy holds back 65 characters of
    prose (``StreamFilter.hold``; up to ``policy.window``, 475, near an ``@`` or another rule's anchor), a
    one-term policy ~8, so their TTFT difference is what the hold-back costs.
 

@@ -15,7 +15,8 @@ from lmforge.compliance import ContentBlocked, Policy, StreamFilter, apply_polic
 from lmforge.compliance.cli import filter_streamed
 from lmforge.compliance.filter import choose_redactions, render, scan
 from lmforge.compliance.incremental import IncrementalScan, _pii_specs, _regex_specs, _RegexStream
-from lmforge.compliance.policy import regex_anchor
+from lmforge.compliance.policy import regex_anchor, regex_required_chars, regex_run_anchor
+from lmforge.compliance.streaming import MIN_SPACING
 
 SHIPPED = load_policy(Path(__file__).resolve().parents[2] / "configs" / "policy.yaml")
 # The longest email the detector takes (it sets the shipped window): read whole only at the settle point.
@@ -149,6 +150,11 @@ ADVERSARIAL = {
                                         "Tel. 15586235703", "001-202-555-0143", "0131 496 0900", "03 58 96 36 51",
                                         "api_key=Zx9fQ2LmP8rT4vW1yB6nQ2LmP8rT4vW1yB6n1aB/"] * 12),
     "redactions every ~window": ("x" * 440 + " Project Bluefin db7.corp.lmforge.internal ") * 6,
+    # Streams asleep on prose wake for a character their voucher needs: non-ASCII digits, a blob's run, an '@'.
+    "sleepers wake": " ".join(["the harbor was quiet " * 12 + tail for tail in (
+        "\u0664\u0661\u0661\u0661 \u0661\u0661\u0661\u0661 \u0661\u0661\u0661\u0661 \u0661\u0661\u0661\u0661",
+        "Zm9vYmFy" * 6 + "1Q", "x" * 39 + " " + "y" * 41, "bob@example.com", "\u0663\u0665\u0665-0143 call",
+        "sk-" + "Ab1" * 8, "fe80::1:2:3", "key: Zx9fQ2LmP8rT4vW1yB6n", "<b>", "AKIAIOSFODNN7EXAMPLE")]),
 }
 
 
@@ -245,7 +251,8 @@ def test_settling_at_every_length_equals_whole_text(policy: Policy) -> None:
              "params": {"hazards": ["external_image", "event_handler", "javascript_url"]}}),
 ], ids=lambda p: p.rules[0].id)
 def test_settling_as_far_as_the_vouchers_allow_at_every_length_equals_whole_text(policy: Policy) -> None:
-    text = EDGE_TEXT + " ".join(["x@", "![a](", "<b ", "sk-", ":=", "javascript"] * 3) + EDGE_TEXT[:600]
+    text = EDGE_TEXT + " ".join(["x@", "![a](", "<b ", "sk-", ":=", "javascript"] * 3) + EDGE_TEXT[:600] + \
+        ADVERSARIAL["sleepers wake"][:1200]
     inc, settled, upto = IncrementalScan(policy), [], -1
     for n in range(1, len(text)):
         settled += inc.settle(text[:n])
@@ -278,15 +285,51 @@ def test_anchors_are_rare_literals_in_every_match_at_a_bounded_offset() -> None:
     assert case_blind is not None and case_blind.regex.search("JavaScript:")  # the regex's flags carry over
 
 
+def test_run_anchors_and_required_characters() -> None:
+    run = regex_run_anchor(re.compile(r"(?<![A-Za-z0-9+/=])[A-Za-z0-9+/]{40,100}={0,2}"))
+    assert run is not None and (run.regex.pattern, run.offset, run.reach) == (r"[A-Za-z0-9\+/]{40}", 0, 40)
+    assert run.regex.search("x" * 40) and not run.regex.search(("x" * 39 + " ") * 3)
+    assert regex_run_anchor(re.compile(r"gh_[A-Za-z0-9]{36,80}")).offset == 3  # after "gh_"
+    assert regex_run_anchor(re.compile(r"[a-z]{3,30}")) is None  # too short a run to be rare
+    assert regex_run_anchor(re.compile(r"(?:x|y)z{1,5}[0-9]{30}")).offset == 6  # past elements of bounded width
+    assert regex_run_anchor(re.compile(r"x+[0-9]{30}")) is None  # unbounded before it
+    required = {p: regex_required_chars(re.compile(p, f)) for p, f in [
+        ("@", 0), (r"\d\d\d[ .-]\d{4}", 0), ("sk-", 0), ("[:=]", 0), ("javascript", re.IGNORECASE),
+        ("<", re.IGNORECASE), ("[2-9]", 0), (r"[^a]b", 0), (r"(?:ab|cd)", 0)]}
+    assert required == {
+        "@": (frozenset("@"), False),
+        r"\d\d\d[ .-]\d{4}": (frozenset(), True),  # a digit is rarer than a space, a dot or a dash
+        "sk-": (frozenset("-"), False),
+        "[:=]": (frozenset(":="), False),
+        "javascript": None,  # case-blind letters: (?i)k also matches the Kelvin sign
+        "<": (frozenset("<"), False),
+        "[2-9]": (frozenset("23456789"), False),
+        r"[^a]b": (frozenset("b"), False),
+        r"(?:ab|cd)": None,  # a branch: neither is in every match
+    }
+
+
+def test_on_prose_most_streams_sleep_and_wake_for_what_they_need() -> None:
+    inc = IncrementalScan(SHIPPED)
+    prose = "The harbor was quiet and the ships came in with the tide before dawn. " * 6
+    inc.settle(prose)
+    asleep = [s for s in inc._streams if s.asleep]
+    assert len(asleep) >= 15
+    email = next(s for s in inc._streams if s.spec.vouchers and s.spec.vouchers[0].regex.pattern == "@")
+    assert email.asleep
+    inc.settle(prose + "write to bob@")
+    assert not email.asleep  # an '@' arrived: it runs its regex again
+
+
 def test_prose_is_released_a_least_hold_behind_and_waits_longer_only_near_an_anchor() -> None:
     sf = StreamFilter(SHIPPED)
-    assert sf.hold == 122 < SHIPPED.window == 475  # the base64-blob secret's gate; the email's '@' is at most 64 in
+    assert sf.hold == 65 < SHIPPED.window == 475  # the email's '@' is at most 64 in
     prose = "The harbor was quiet and the ships came in with the tide before dawn. " * 12
     released, lags = "", []
     for i, ch in enumerate(prose):
         released += sf.feed(ch)
         lags.append(i + 1 - len(released))
-    assert max(lags[300:]) <= sf.hold + sf.hold // 2 + 1  # a least hold, plus the scan spacing
+    assert max(lags[300:]) <= sf.hold + MIN_SPACING + 1  # a least hold, plus the scan spacing
     sf = StreamFilter(SHIPPED)
     text = prose[:300] + "write to bob@example.com, " + prose[:300]
     released = "".join(sf.feed(ch) for ch in text)

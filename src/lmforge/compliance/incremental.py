@@ -27,7 +27,9 @@ Why it is exact:
 Vouchers. A voucher is a regex that occurs inside every match a stream yields, starting at most ``offset``
 characters past the match's start: a PII detector's ``gate`` (see ``lmforge.pii``; ``offset`` is its
 regex's reach less one, since the gate lies inside the match) and a regex's anchor (``policy.regex_anchor``: a
-rare literal of its top-level sequence, such as the email's ``@``, at most 64 characters in). A stream runs
+rare literal of its top-level sequence, such as the email's ``@``, at most 64 characters in; or
+``policy.regex_run_anchor``: a long run of one class, such as the 40 blob characters a base64 secret starts
+with). A stream runs
 its regex only while each of its vouchers occurs past its resume point; otherwise a search over the new text
 is all it costs, and the resume point stays. It vouches meanwhile that no match starts between the resume
 point and ``n - offset - reach(voucher)``: such a match's voucher would start at or before
@@ -36,8 +38,16 @@ up the regex runs on from the resume point, so it still reads each character abo
 whole-text finditer. ``settle`` without ``upto`` settles as far as every stream has vouched or can settle by
 its reach: ``n - hold`` when no voucher is in sight (``hold``: the largest of the streams' least holds).
 
+Sleeping. Most vouchers need one of a few characters (``policy.regex_required_chars``: the ``@``, a digit, a
+``<``): where none of them occurs from the search's start on, the voucher is absent without a search
+(``_Seen.lacks``). A stream whose least-hold voucher is absent that way sleeps: as long as no character it
+needs arrives, that voucher stays absent, so looking again would only move its frontier to
+``n - spec.hold`` (never below ``n - hold``, hence never what binds the settle point) and run no regex. It is
+skipped until ``_Seen.update`` sees such a character in new text, and then takes the state that looking at
+the previous text would have left (``_RegexStream.wake``): the same replay, done lazily.
+
 Cost: a stream searches each character about once, plus its last ``reach`` characters again each time it
-runs, which it does only when ``upto`` passes what it has vouched for.
+runs, which it does only when ``upto`` passes what it has vouched for; a sleeping stream costs nothing.
 """
 
 from __future__ import annotations
@@ -49,7 +59,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from lmforge.compliance.policy import PII_LOOKAHEAD_CHARS, Policy, Rule, regex_anchor, regex_reach
+from lmforge.compliance.policy import (
+    PII_LOOKAHEAD_CHARS,
+    Policy,
+    Rule,
+    regex_anchor,
+    regex_reach,
+    regex_required_chars,
+    regex_run_anchor,
+)
 from lmforge.compliance.verdict import Verdict
 from lmforge.pii import PiiMatch, detectors_for
 
@@ -61,7 +79,8 @@ class IncrementalScan:
     """One response's scan state: the policy's rules, each resuming where the whole-text scan would be."""
 
     def __init__(self, policy: Policy) -> None:
-        self._rules = [(_PiiRuleScan if rule.kind == "pii" else _RegexRuleScan)(i, rule, policy.window)
+        self._seen = _Seen()
+        self._rules = [(_PiiRuleScan if rule.kind == "pii" else _RegexRuleScan)(i, rule, policy.window, self._seen)
                        for i, rule in enumerate(policy.rules)]
         self._streams = [stream for rule in self._rules for stream in rule.streams]
         self._pending: list[tuple[_Key, Verdict]] = []  # a heap: final candidates not returned yet
@@ -77,6 +96,7 @@ class IncrementalScan:
         ``upto`` is at most ``len(text) - policy.window``, or ``len(text)`` when ``final`` (``text`` is the
         whole response); None settles as far as the streams' vouchers allow, at least that far and at most
         ``len(text) - hold``. ``settled_to`` is the ``upto`` used."""
+        self._seen.update(text)  # wakes the sleeping streams whose voucher may have arrived
         if upto is None:
             upto = len(text) if final else self._bound(text)
         self.settled_to = upto
@@ -99,7 +119,7 @@ class IncrementalScan:
         stream already that far needs no look) and never less than last time (each stream got that far)."""
         upto = max(len(text) - self.hold, self.settled_to)
         for stream in self._streams:
-            if stream.frontier < upto:
+            if stream.frontier < upto and not stream.asleep:  # a sleeping one vouches len(text) - its hold
                 upto = min(upto, stream.bound(text))
         return upto
 
@@ -107,15 +127,15 @@ class IncrementalScan:
 class _RegexRuleScan:
     """A term, pattern or hazard rule: every non-empty match of each of its regexes is a verdict."""
 
-    def __init__(self, index: int, rule: Rule, window: int) -> None:
+    def __init__(self, index: int, rule: Rule, window: int, seen: _Seen) -> None:
         self._rule, self._index = rule, index
-        self._streams = [(category, _RegexStream(spec)) for category, spec in _regex_specs(rule, window)]
+        self._streams = [(category, _RegexStream(spec, seen)) for category, spec in _regex_specs(rule, window)]
         self.streams = [stream for _, stream in self._streams]
 
     def advance(self, text: str, upto: int, final: bool) -> Iterator[tuple[_Key, Verdict]]:
         for sub, (category, stream) in enumerate(self._streams):
-            if stream.frontier >= upto and not final:
-                continue  # it has vouched that far: searching again now would only re-read its tail
+            if (stream.frontier >= upto or stream.asleep) and not final:
+                continue  # it has vouched that far (or sleeps): searching again now would only re-read its tail
             for m in stream.advance(text, final):
                 if m.end() > m.start():  # an empty match redacts nothing (as in Rule.scan)
                     yield _key(m.start(), m.end(), self._rule.id, self._index, sub), \
@@ -125,16 +145,16 @@ class _RegexRuleScan:
 class _PiiRuleScan:
     """A pii rule: its detectors' confirmed matches, kept non-overlapping the way ``find_pii`` keeps them."""
 
-    def __init__(self, index: int, rule: Rule, window: int) -> None:
+    def __init__(self, index: int, rule: Rule, window: int, seen: _Seen) -> None:
         self._rule, self._index = rule, index
-        self._detectors = [(detector, _RegexStream(spec)) for detector, spec in _pii_specs(rule, window)]
+        self._detectors = [(detector, _RegexStream(spec, seen)) for detector, spec in _pii_specs(rule, window)]
         self.streams = [stream for _, stream in self._detectors]
         self._candidates: list[tuple[tuple[int, int, int], PiiMatch]] = []  # a heap, in find_pii's order
         self._chosen_to = 0  # end of the last match find_pii would keep
 
     def advance(self, text: str, upto: int, final: bool) -> Iterator[tuple[_Key, Verdict]]:
         for i, (detector, stream) in enumerate(self._detectors):
-            if stream.frontier >= upto and not final:
+            if (stream.frontier >= upto or stream.asleep) and not final:
                 continue  # as above
             for m in stream.advance(text, final):
                 if (match := detector.confirm(text, m)) is not None:
@@ -158,9 +178,16 @@ class _Voucher:
     reach: int  # characters a match of ``regex`` reads
     offset: int
     hold: int = field(init=False)
+    # Characters one of which every match of ``regex`` holds (``digit``: or any decimal digit); None: unknown.
+    # Where ``_Seen`` has none of them from a position on, the regex matches nowhere there: no search needed.
+    need: frozenset[str] | None = field(init=False)
+    digit: bool = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hold", self.offset + self.reach)
+        need, digit = regex_required_chars(self.regex) or (None, False)
+        object.__setattr__(self, "need", need if need or digit else None)
+        object.__setattr__(self, "digit", digit)
 
 
 @dataclass(frozen=True)
@@ -179,10 +206,10 @@ class _Spec:
 
 
 def _vouchers(regex: re.Pattern[str], gate: _Voucher | None = None) -> tuple[_Voucher, ...]:
-    anchor = regex_anchor(regex)
     found = [gate] if gate else []
-    if anchor is not None:
-        found.append(_Voucher(anchor.regex, anchor.reach, anchor.offset))
+    for anchor in (regex_anchor(regex), regex_run_anchor(regex)):
+        if anchor is not None:
+            found.append(_Voucher(anchor.regex, anchor.reach, anchor.offset))
     return tuple(sorted(found, key=lambda v: v.hold))
 
 
@@ -213,8 +240,10 @@ def _pii_specs(rule: Rule, window: int) -> tuple[tuple[Any, _Spec], ...]:
 class _RegexStream:
     """``regex.finditer(whole_text)`` replayed over a growing text: each match once, as soon as it is final."""
 
-    def __init__(self, spec: _Spec) -> None:
+    def __init__(self, spec: _Spec, seen: _Seen | None = None) -> None:
         self.spec = spec
+        self._seen = seen or _Seen()
+        self.asleep = False  # see _Seen: skipped until a character its first voucher needs arrives
         self.frontier = -1  # every match starting at or before this has been returned (or vouched absent)
         self._pos = 0  # where the whole-text finditer resumes
         self._clear_from = [0] * len(spec.vouchers)  # voucher i occurs nowhere from _pos up to here
@@ -256,13 +285,95 @@ class _RegexStream:
         if probe[0] == n and probe[1] == self._pos:
             return probe[2]
         absent = None
+        seen = self._seen
+        seen.update(text)
         for i, voucher in enumerate(self.spec.vouchers):
-            if voucher.regex.search(text, max(self._pos, self._clear_from[i])) is None:
+            start = max(self._pos, self._clear_from[i])
+            lacking = seen.lacks(voucher, start)
+            if lacking or voucher.regex.search(text, start) is None:
                 self._clear_from[i] = max(self._clear_from[i], n - voucher.reach + 1)
                 absent = voucher
+                if lacking and i == 0 and not self.asleep:
+                    seen.sleep(self, voucher)
                 break
         self._probe = (n, self._pos, absent)
         return absent
+
+    def wake(self, length: int) -> None:
+        """End a sleep, taking the state ``_absent`` and ``bound`` would have left at text ``length``: its first
+        voucher absent there (no character it needs had arrived), so the frontier at ``length - hold``."""
+        voucher = self.spec.vouchers[0]
+        self._clear_from[0] = max(self._clear_from[0], length - voucher.reach + 1)
+        self.frontier = max(self.frontier, length - voucher.hold)
+        self._probe = (-1, -1, None)
+        self.asleep = False
+
+
+class _Seen:
+    """The characters of one response so far (where each occurs last, and the last decimal digit), and the
+    streams asleep until one they need arrives.
+
+    A voucher whose every match holds one of its ``need`` characters (or a digit) cannot occur from a
+    position on where none of them does (``lacks``): a few dict lookups instead of a regex search. A stream
+    whose first voucher (the smallest hold) lacks so sleeps: until a character it needs arrives in new text,
+    that voucher stays absent, so the stream would only vouch ``len(text) - hold`` each time, which never binds
+    the settle point (``IncrementalScan.hold`` is the largest such hold), and would run no regex. A sleeping
+    stream is skipped; ``update`` wakes it when a character it needs arrives, with the state one look at the
+    previous text would have given it. On prose most streams sleep, so a scan costs little per stream."""
+
+    def __init__(self) -> None:
+        self.length = 0
+        self.last: dict[str, int] = {}
+        self.digit = -1
+        self._by_char: dict[str, set[_RegexStream]] = {}
+        self._by_digit: set[_RegexStream] = set()
+
+    def update(self, text: str) -> None:
+        n, before = len(text), self.length
+        if n <= before:
+            return
+        new = text[before:]
+        self.last.update(zip(new, range(before, n), strict=True))  # later positions overwrite earlier ones
+        at = max(map(new.rfind, "0123456789")) if new.isascii() else \
+            max((m.start() for m in _DIGIT.finditer(new)), default=-1)
+        self.length = n
+        woken: set[_RegexStream] = set()
+        if at >= 0:
+            self.digit = before + at
+            woken |= self._by_digit
+        if self._by_char:
+            for ch in self._by_char.keys() & set(new):
+                woken |= self._by_char[ch]
+        for stream in woken:
+            self._forget(stream)
+            stream.wake(before)
+
+    def lacks(self, voucher: _Voucher, start: int) -> bool:
+        """True if no character ``voucher`` needs occurs at or after ``start`` (False: it may occur)."""
+        if voucher.need is None or voucher.digit and self.digit >= start:
+            return False
+        last = self.last
+        return all(last.get(ch, -1) < start for ch in voucher.need)
+
+    def sleep(self, stream: _RegexStream, voucher: _Voucher) -> None:
+        assert voucher.need is not None
+        for ch in voucher.need:
+            self._by_char.setdefault(ch, set()).add(stream)
+        if voucher.digit:
+            self._by_digit.add(stream)
+        stream.asleep = True
+
+    def _forget(self, stream: _RegexStream) -> None:
+        voucher = stream.spec.vouchers[0]
+        for ch in voucher.need or ():
+            streams = self._by_char[ch]
+            streams.discard(stream)
+            if not streams:
+                del self._by_char[ch]
+        self._by_digit.discard(stream)
+
+
+_DIGIT = re.compile(r"\d")
 
 
 def _key(start: int, end: int, rule_id: str, rule_index: int, regex_index: int) -> _Key:

@@ -242,6 +242,99 @@ def regex_anchor(regex: re.Pattern[str]) -> Anchor | None:
     return best
 
 
+# A run of this many characters of one class (a base64 blob's [A-Za-z0-9+/]{40,100}) is rare in prose.
+RUN_ANCHOR_MIN = 24
+_CATEGORIES = {"CATEGORY_DIGIT": r"\d", "CATEGORY_NOT_DIGIT": r"\D", "CATEGORY_SPACE": r"\s",
+               "CATEGORY_NOT_SPACE": r"\S", "CATEGORY_WORD": r"\w", "CATEGORY_NOT_WORD": r"\W"}
+_REPEATS = (re_parser.MAX_REPEAT, re_parser.MIN_REPEAT, re_parser.POSSESSIVE_REPEAT)
+
+
+def regex_run_anchor(regex: re.Pattern[str]) -> Anchor | None:
+    """A long run of one character class that every match of ``regex`` holds near its start, or None.
+
+    A candidate is a repeat in the top-level sequence of one class at least ``RUN_ANCHOR_MIN`` times, after
+    elements of bounded width: ``[A-Za-z0-9+/]{40,100}`` gives ``[A-Za-z0-9+/]{40}``. Prose seldom has such
+    a run, so where it is absent no match can start, as with ``regex_anchor``'s literals.
+    """
+    tree = re_parser.parse(regex.pattern, regex.flags)
+    offset = 0
+    for op, av in _flat_sequence(tree):
+        if offset >= _UNBOUNDED:
+            return None
+        if op in _REPEATS and av[0] >= RUN_ANCHOR_MIN and len(av[2].data) == 1 and \
+                (body := _class_source(*av[2].data[0])) is not None:
+            return Anchor(re.compile(f"{body}{{{av[0]}}}", regex.flags & (re.IGNORECASE | re.ASCII)), av[0], offset)
+        offset += min(re_parser.SubPattern(tree.state, [(op, av)]).getwidth()[1], _UNBOUNDED)
+    return None
+
+
+def _class_source(op: Any, av: Any) -> str | None:
+    """A parsed one-character element (a literal or a class) written back as a pattern, or None."""
+    if op is re_parser.LITERAL:
+        return re.escape(chr(av))
+    if op is not re_parser.IN:
+        return None
+    parts = []
+    for o, a in av:
+        if o is re_parser.NEGATE:
+            parts.append("^")
+        elif o is re_parser.LITERAL:
+            parts.append(re.escape(chr(a)))
+        elif o is re_parser.RANGE:
+            parts.append(f"{re.escape(chr(a[0]))}-{re.escape(chr(a[1]))}")
+        elif o is re_parser.CATEGORY and str(a) in _CATEGORIES:
+            parts.append(_CATEGORIES[str(a)])
+        else:
+            return None
+    return "[" + "".join(parts) + "]"
+
+
+def regex_required_chars(regex: re.Pattern[str]) -> tuple[frozenset[str], bool] | None:
+    """Characters one of which every match of ``regex`` contains, and whether any decimal digit (``\\d``) is
+    one of them; None if no element of its top-level sequence gives a small set.
+
+    Of the sequence's literals and classes (or repeats of one, at least once), the rarest in prose counts:
+    an ``@`` before a letter, a digit before a space. A scan that has seen none of them at or after a
+    position knows ``regex`` matches nowhere there, without running it. Case-insensitive letters are left
+    out (``(?i)k`` also matches the Kelvin sign), and so are negated and wide classes.
+    """
+    best: tuple[int, frozenset[str], bool] | None = None
+    for op, av in _flat_sequence(re_parser.parse(regex.pattern, regex.flags)):
+        if op in _REPEATS and av[0] >= 1 and len(av[2].data) == 1:
+            op, av = av[2].data[0]
+        found = _element_chars(op, av, bool(regex.flags & re.IGNORECASE))
+        if found is not None:
+            score = sum(_rarity(ch) for ch in found[0]) + (5 if found[1] else 0)
+            if best is None or score < best[0]:
+                best = (score, *found)
+    return None if best is None else (best[1], best[2])
+
+
+def _element_chars(op: Any, av: Any, ignorecase: bool) -> tuple[frozenset[str], bool] | None:
+    items = [(op, av)] if op is re_parser.LITERAL else av if op is re_parser.IN else None
+    if items is None:
+        return None
+    chars: set[str] = set()
+    digit = False
+    for o, a in items:
+        if o is re_parser.LITERAL:
+            chars.add(chr(a))
+        elif o is re_parser.RANGE and a[1] - a[0] < 16:
+            chars.update(chr(c) for c in range(a[0], a[1] + 1))
+        elif o is re_parser.CATEGORY and str(a) == "CATEGORY_DIGIT":
+            digit = True
+        else:
+            return None  # a negated or wide class, another category
+    if len(chars) > 16 or ignorecase and any(not ch.isascii() or ch.isalpha() for ch in chars):
+        return None
+    return frozenset(chars), digit
+
+
+def _rarity(ch: str) -> int:
+    """How common a character is in prose, roughly: the cost of choosing it as a required character."""
+    return 20 if ch.isspace() else 10 if ch.isalpha() else 8 if ch in ".," else 5 if ch.isdigit() else 1
+
+
 def _flat_sequence(tree: Any) -> list[tuple[Any, Any]]:
     """The top-level elements of a parsed pattern, the contents of plain groups inline (each matches once)."""
     items = []
