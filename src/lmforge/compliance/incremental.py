@@ -294,7 +294,7 @@ class _RegexStream:
                 self._clear_from[i] = max(self._clear_from[i], n - voucher.reach + 1)
                 absent = voucher
                 if lacking and i == 0 and not self.asleep:
-                    seen.sleep(self, voucher)
+                    seen.sleep(self)
                 break
         self._probe = (n, self._pos, absent)
         return absent
@@ -325,8 +325,7 @@ class _Seen:
         self.length = 0
         self.last: dict[str, int] = {}
         self.digit = -1
-        self._by_char: dict[str, set[_RegexStream]] = {}
-        self._by_digit: set[_RegexStream] = set()
+        self._asleep: list[_RegexStream] = []
 
     def update(self, text: str) -> None:
         n, before = len(text), self.length
@@ -336,17 +335,18 @@ class _Seen:
         self.last.update(zip(new, range(before, n), strict=True))  # later positions overwrite earlier ones
         at = max(map(new.rfind, "0123456789")) if new.isascii() else \
             max((m.start() for m in _DIGIT.finditer(new)), default=-1)
-        self.length = n
-        woken: set[_RegexStream] = set()
         if at >= 0:
             self.digit = before + at
-            woken |= self._by_digit
-        if self._by_char:
-            for ch in self._by_char.keys() & set(new):
-                woken |= self._by_char[ch]
-        for stream in woken:
-            self._forget(stream)
-            stream.wake(before)
+        self.length = n
+        if self._asleep:
+            arrived, still = set(new), []
+            for stream in self._asleep:
+                voucher = stream.spec.vouchers[0]
+                if at >= 0 and voucher.digit or not voucher.need.isdisjoint(arrived):  # type: ignore[union-attr]
+                    stream.wake(before)
+                else:
+                    still.append(stream)
+            self._asleep = still
 
     def lacks(self, voucher: _Voucher, start: int) -> bool:
         """True if no character ``voucher`` needs occurs at or after ``start`` (False: it may occur)."""
@@ -355,22 +355,9 @@ class _Seen:
         last = self.last
         return all(last.get(ch, -1) < start for ch in voucher.need)
 
-    def sleep(self, stream: _RegexStream, voucher: _Voucher) -> None:
-        assert voucher.need is not None
-        for ch in voucher.need:
-            self._by_char.setdefault(ch, set()).add(stream)
-        if voucher.digit:
-            self._by_digit.add(stream)
+    def sleep(self, stream: _RegexStream) -> None:
+        self._asleep.append(stream)
         stream.asleep = True
-
-    def _forget(self, stream: _RegexStream) -> None:
-        voucher = stream.spec.vouchers[0]
-        for ch in voucher.need or ():
-            streams = self._by_char[ch]
-            streams.discard(stream)
-            if not streams:
-                del self._by_char[ch]
-        self._by_digit.discard(stream)
 
 
 _DIGIT = re.compile(r"\d")
