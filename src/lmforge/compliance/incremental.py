@@ -243,6 +243,7 @@ class _RegexStream:
     def __init__(self, spec: _Spec, seen: _Seen | None = None) -> None:
         self.spec = spec
         self._seen = seen or _Seen()
+        self._seen.watch(spec.vouchers)
         self.asleep = False  # see _Seen: skipped until a character its first voucher needs arrives
         self.frontier = -1  # every match starting at or before this has been returned (or vouched absent)
         self._pos = 0  # where the whole-text finditer resumes
@@ -323,23 +324,33 @@ class _Seen:
 
     def __init__(self) -> None:
         self.length = 0
-        self.last: dict[str, int] = {}
+        self.last: dict[str, int] = {}  # of the characters some voucher needs
         self.digit = -1
+        self._watched: tuple[str, ...] = ()
         self._asleep: list[_RegexStream] = []
+
+    def watch(self, vouchers: tuple[_Voucher, ...]) -> None:
+        """Track the characters these vouchers need (before any text arrives)."""
+        chars = {ch for v in vouchers for ch in v.need or ()}
+        self._watched = tuple(sorted(set(self._watched) | chars))
 
     def update(self, text: str) -> None:
         n, before = len(text), self.length
         if n <= before:
             return
         new = text[before:]
-        self.last.update(zip(new, range(before, n), strict=True))  # later positions overwrite earlier ones
+        arrived = []
+        for ch in self._watched:
+            if (i := new.rfind(ch)) >= 0:
+                self.last[ch] = before + i
+                arrived.append(ch)
         at = max(map(new.rfind, "0123456789")) if new.isascii() else \
             max((m.start() for m in _DIGIT.finditer(new)), default=-1)
         if at >= 0:
             self.digit = before + at
         self.length = n
         if self._asleep:
-            arrived, still = set(new), []
+            still = []
             for stream in self._asleep:
                 voucher = stream.spec.vouchers[0]
                 if at >= 0 and voucher.digit or not voucher.need.isdisjoint(arrived):  # type: ignore[union-attr]
