@@ -311,7 +311,7 @@ class _RegexStream:
 
 
 class _Seen:
-    """The characters of one response so far (where each occurs last, and the last decimal digit), and the
+    """Where the characters some voucher needs, and decimal digits, last occur in one response so far, and the
     streams asleep until one they need arrives.
 
     A voucher whose every match holds one of its ``need`` characters (or a digit) cannot occur from a
