@@ -29,7 +29,9 @@ import re
 import re._parser as sre_parse  # stdlib regex parser: gives each pattern's (min, max) match width
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from lmforge.fastre import faster
 
 PII_KINDS = ("EMAIL", "PHONE", "CREDIT_CARD", "IBAN", "SSN", "IP_ADDRESS", "SECRET")
 
@@ -209,11 +211,16 @@ class _Detector:
     group: int = 0  # which group is the sensitive span ("api_key=<value>" scrubs only the value)
     gate: str = ""  # a regex in every match ``check`` passes, opening with a literal or class: else skip the text
     context: Callable[[str, int, int], bool] | None = None  # (text, start, end): confirms from the words around
+    # ``pattern`` compiled to search faster (lmforge.fastre), the same matches: what ``find`` runs.
+    search_pattern: re.Pattern[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "search_pattern", faster(self.pattern))
 
     def find(self, text: str) -> Iterable[PiiMatch]:
         if self.gate and not _compiled(self.gate).search(text):
             return
-        for m in self.pattern.finditer(text):
+        for m in self.search_pattern.finditer(text):
             if (match := self.confirm(text, m)) is not None:
                 yield match
 

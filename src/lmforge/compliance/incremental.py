@@ -194,7 +194,7 @@ class _Voucher:
 class _Spec:
     """What a ``_RegexStream`` needs to know of its regex, worked out once per rule (parsing regexes is slow)."""
 
-    regex: re.Pattern[str]
+    regex: re.Pattern[str]  # the one that runs: the rule's as ``lmforge.fastre`` compiles it
     reach: int  # characters from a match start that matching (and confirming) a match may read
     vouchers: tuple[_Voucher, ...] = ()  # smallest hold first
     # Characters short of the end it settles to when no voucher is in sight (its reach when it has none). A
@@ -215,7 +215,8 @@ def _vouchers(regex: re.Pattern[str], gate: _Voucher | None = None) -> tuple[_Vo
 
 @functools.cache
 def _regex_specs(rule: Rule, window: int) -> tuple[tuple[str, _Spec], ...]:
-    specs = tuple((category, _Spec(regex, regex_reach(regex), _vouchers(regex))) for category, regex in rule.regexes)
+    specs = tuple((category, _Spec(fast, regex_reach(regex), _vouchers(regex)))
+                  for (category, regex), (_, fast) in zip(rule.regexes, rule.search_regexes, strict=True))
     assert all(spec.reach <= window for _, spec in specs), "a rule reaches past the policy window"
     return specs
 
@@ -232,7 +233,7 @@ def _pii_specs(rule: Rule, window: int) -> tuple[tuple[Any, _Spec], ...]:
             gate = _Voucher(gate_regex, regex_reach(gate_regex), match_reach - 1)
             if gate.hold > window:
                 gate = None  # it could not vouch as far as the settle point: run the detector throughout
-        specs.append((d, _Spec(d.pattern, reach, _vouchers(d.pattern, gate))))
+        specs.append((d, _Spec(d.search_pattern, reach, _vouchers(d.pattern, gate))))
     assert all(spec.reach <= window for _, spec in specs), "a PII detector reaches past the policy window"
     return tuple(specs)
 

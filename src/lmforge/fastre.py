@@ -1,0 +1,177 @@
+"""Compile a regex that opens with a lookbehind so that ``re`` can skip ahead to where a match may start.
+
+    fast_compile(r"(?<![\\w-])\\d{3}([- ])\\d{2}\\1\\d{4}")
+    # re.compile(r"\\d(?<!(?:[\\w-])\\d)\\d{2}([- ])\\d{2}\\1\\d{4}"): the same matches, ~5x faster on prose
+
+CPython's ``re`` searches fast only when a pattern opens with a literal or a character class: it then scans
+for that character in C and tries the pattern only there. A pattern that opens with a lookbehind (the PII
+detectors' ``(?<![\\w-])``, which keep "x555-0143" from matching) gets no such scan, so the whole pattern
+is tried at every position. ``fast_compile`` moves the lookbehind after the pattern's leading characters:
+
+    (?<!B)H REST  ->  H(?<!(?:B)H) REST
+
+``H`` is what every match opens with: single-character atoms (``\\d``, ``[A-Z]``, ``s``, ``\\+``), the first
+copy of a repeated one (``\\d{3}`` gives ``\\d`` and leaves ``\\d{2}``), or the first atom of a repeated
+group of them (``(?:\\d[ -]?){11,18}`` gives ``\\d`` and leaves ``[ -]?(?:\\d[ -]?){10,17}``). After ``H``
+matched at ``t``, the new lookbehind reads ``text[t - width(B) : t + len(H)]``; its last ``len(H)``
+characters are those ``H`` matched, so it holds exactly when ``(?<!B)`` held at ``t``. Everything else is
+unchanged and tried in the same order, so every search returns the same match, groups included. Patterns of
+other shapes, and those whose opening characters are common in prose (an email's ``[A-Za-z0-9]``), where
+the scan would not pay, are compiled as they are.
+"""
+
+from __future__ import annotations
+
+import re
+import re._parser as re_parser  # stdlib regex parser: (min, max) width
+
+_FLAGS = re.compile(r"\(\?[aiLmsux]+\)")  # global inline flags, which must stay first
+# A quantifier, then its mode: "?" lazy, "+" possessive.
+_QUANTIFIER = re.compile(r"(?:\{(\d*)(,)?(\d*)\}|([?*+]))([?+]?)")
+_CATEGORIES = "dDwWsS"
+
+
+def fast_compile(pattern: str, flags: int = 0) -> re.Pattern[str]:
+    """``re.compile(pattern, flags)``, the lookbehind moved after the leading characters where that is exact."""
+    regex = re.compile(pattern, flags)  # errors as re reports them, on the pattern as written
+    if regex.flags & re.VERBOSE:
+        return regex  # whitespace and comments: not parsed here
+    rewritten = hoist_lookbehind(pattern)
+    if rewritten == pattern:
+        return regex
+    try:
+        fast = re.compile(rewritten, flags)
+    except re.error:
+        return regex
+    # The hoist adds no group and no width: a pattern it misread would differ here, and keeps its own form.
+    same = (fast.groups, fast.groupindex, _width(fast)) == (regex.groups, regex.groupindex, _width(regex))
+    return fast if same else regex
+
+
+def faster(regex: re.Pattern[str]) -> re.Pattern[str]:
+    """The same search as ``regex``, compiled by ``fast_compile`` (``regex`` itself where nothing is hoisted)."""
+    fast = fast_compile(regex.pattern, regex.flags)
+    return regex if fast.pattern == regex.pattern else fast
+
+
+def _width(regex: re.Pattern[str]) -> tuple[int, int]:
+    return re_parser.parse(regex.pattern, regex.flags).getwidth()
+
+
+def hoist_lookbehind(pattern: str, only_rare: bool = True) -> str:
+    """``pattern`` with a leading lookbehind moved past what every match opens with (the module's docstring),
+    or ``pattern`` itself where it is not of that shape (or, ``only_rare``, that opening is common in prose)."""
+    lead = m.group() if (m := _FLAGS.match(pattern)) else ""
+    body = pattern[len(lead):]
+    if "x" in lead or not body.startswith(("(?<!", "(?<=")) or (close := _group_end(body, 0)) is None:
+        return pattern
+    head, rest = _split_head(body[close + 1:])
+    if not head or only_rare and not _rare(lead + head):
+        return pattern
+    return f"{lead}{head}{body[:4]}(?:{body[4:close]}){head}){rest}"
+
+
+# Where a match may start is where its head matches; the scan for it pays only if that is seldom in text.
+_SAMPLE = ("The committee met on Tuesday to review the harbor budget, and the clerk noted each ship in a book. "
+           "Write to the office or call; Ships came in with the tide and left at night (as they do).")
+
+
+def _rare(head: str) -> bool:
+    """True if ``head`` starts a match at fewer than 1 in 20 positions of ordinary prose."""
+    probe = re.compile(head)
+    return sum(probe.match(_SAMPLE, i) is not None for i in range(len(_SAMPLE))) * 20 < len(_SAMPLE)
+
+
+def _split_head(s: str) -> tuple[str, str]:
+    """(the atoms every match of ``s`` opens with, what ``s`` becomes without them); ("", s) if none."""
+    head, i = "", 0
+    while i < len(s):
+        if s.startswith("(?:", i):  # a group of plain atoms, repeated at least once: hoist from its first copy
+            close = _group_end(s, i)
+            if head or close is None or any(ch in s[i + 3:close] for ch in "()|"):
+                break
+            low, high, mode, end = _quantifier_at(s, close + 1)
+            inner = s[i + 3:close]
+            inner_head, inner_rest = _split_head(inner)
+            if low < 1 or mode == "+" or not inner_head:
+                break
+            again = "" if high == 1 else f"(?:{inner}){_quantifier(low - 1, high, mode)}"
+            return inner_head, inner_rest + again + s[end:]
+        atom_end = _atom_end(s, i)
+        if atom_end is None:
+            break
+        low, high, mode, end = _quantifier_at(s, atom_end)
+        if end == atom_end:  # exactly once: hoist it and go on
+            head, i = head + s[i:atom_end], atom_end
+            continue
+        if low < 1 or mode == "+":
+            break
+        again = "" if high == 1 else s[i:atom_end] + _quantifier(low - 1, high, mode)
+        return head + s[i:atom_end], again + s[end:]
+    return head, s[i:]
+
+
+def _quantifier_at(s: str, i: int) -> tuple[int, int | None, str, int]:
+    """(min, max (None: unbounded), mode, end) of the quantifier at ``s[i]``; (1, 1, "", i) if there is none."""
+    q = _QUANTIFIER.match(s, i)
+    if q is None:
+        return 1, 1, "", i
+    if q.group(4):
+        low, high = {"?": (0, 1), "*": (0, None), "+": (1, None)}[q.group(4)]
+    elif not q.group(1) and not q.group(2):
+        return 0, 0, "", q.end()  # "{}" is a literal brace pair: stop there
+    else:
+        low = int(q.group(1) or 0)
+        high = low if q.group(2) is None else (int(q.group(3)) if q.group(3) else None)
+    return low, high, q.group(5), q.end()
+
+
+def _quantifier(low: int, high: int | None, mode: str) -> str:
+    """The quantifier for one copy fewer than ``{low,high}``."""
+    high = None if high is None else high - 1
+    core = f"{{{low}}}" if low == high else f"{{{low},{'' if high is None else high}}}"
+    return core + mode
+
+
+def _atom_end(s: str, i: int) -> int | None:
+    """End of the one-character atom at ``s[i]`` (a literal, an escaped literal, \\d-like, a class), else None."""
+    ch = s[i]
+    if ch == "\\":
+        if i + 1 < len(s) and (s[i + 1] in _CATEGORIES or not s[i + 1].isalnum()):
+            return i + 2
+        return None  # \\b, \\A, a back-reference, \\x41...: not handled
+    if ch == "[":
+        j = i + 1
+        if j < len(s) and s[j] == "^":
+            j += 1
+        if j < len(s) and s[j] == "]":
+            j += 1
+        while j < len(s) and s[j] != "]":
+            j += 2 if s[j] == "\\" else 1
+        return j + 1 if j < len(s) else None
+    if ch in "()|?*+{}^$.":
+        return None
+    return i + 1
+
+
+def _group_end(s: str, i: int) -> int | None:
+    """Index of the ``)`` that closes the group opening at ``s[i]``, or None."""
+    depth, j = 0, i
+    while j < len(s):
+        ch = s[j]
+        if ch == "\\":
+            j += 2
+            continue
+        if ch == "[":
+            if (end := _atom_end(s, j)) is None:
+                return None
+            j = end
+            continue
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+            if depth == 0:
+                return j
+        j += 1
+    return None

@@ -1,0 +1,117 @@
+"""fast_compile: the hoisted lookbehind finds exactly what the pattern as written finds, on every pattern shipped."""
+
+from __future__ import annotations
+
+import random
+import re
+
+import pytest
+
+from lmforge import pii
+from lmforge.compliance.policy import HAZARDS, parse_policy
+from lmforge.fastre import fast_compile, faster, hoist_lookbehind
+
+
+@pytest.mark.parametrize(("pattern", "expected"), [
+    (r"(?<![\w-])\d{3}([- ])\d{2}\1\d{4}", r"\d(?<!(?:[\w-])\d)\d{2}([- ])\d{2}\1\d{4}"),
+    (r"(?<![\w-])(?:\d[ -]?){11,18}\d", r"\d(?<!(?:[\w-])\d)[ -]?(?:\d[ -]?){10,17}\d"),
+    (r"(?<![\w.])(?:\d{1,3}\.){3}\d", r"\d(?<!(?:[\w.])\d)\d{0,2}\.(?:\d{1,3}\.){2}\d"),
+    (r"(?<![\w-])sk-(?:a|b)?x", r"sk-(?<!(?:[\w-])sk-)(?:a|b)?x"),
+    (r"(?<=a)b+?c", r"b(?<=(?:a)b)b{0,}?c"),
+    (r"(?<!a|b)[]x]{2,}y", r"[]x](?<!(?:a|b)[]x])[]x]{1,}y"),
+    (r"(?i)(?<!q)ab", r"(?i)ab(?<!(?:q)ab)"),
+])
+def test_hoists_what_every_match_opens_with(pattern: str, expected: str) -> None:
+    assert hoist_lookbehind(pattern, only_rare=False) == expected
+
+
+def test_hoists_only_an_opening_that_is_rare_in_prose() -> None:
+    email = r"(?<![\w.%+-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@"
+    assert hoist_lookbehind(email) == email and hoist_lookbehind(email, only_rare=False) != email
+    assert hoist_lookbehind(r"(?<!\w)X-\d") == r"X-\d(?<!(?:\w)X-\d)"
+
+
+@pytest.mark.parametrize("pattern", [
+    r"(?<!\w)(?:a|b)(?!\w)",  # a branch: no one character opens every match
+    r"(?<!a)b?c", r"(?<!a)b*c", r"(?<!a)(?:b?c)+d",  # optional first atoms
+    r"(?<!a)b++c", r"(?<!a)(?:bc){2}+d",  # possessive
+    r"(?<!a)\bc", r"(?<!a).c", r"(?<!a)\x41", r"(?<!a)b{}c",  # \b, any, escapes not handled, a literal "{}"
+    r"(?x)(?<!a) b", r"\d(?<!a)", r"(?i:(?<!a)b)",  # verbose, no leading lookbehind, a scoped flag group
+])
+def test_leaves_other_shapes_as_written(pattern: str) -> None:
+    assert hoist_lookbehind(pattern, only_rare=False) == pattern
+    assert fast_compile(pattern).pattern == pattern
+
+
+def test_verbose_flag_and_errors_keep_the_pattern_as_written() -> None:
+    assert fast_compile(r"(?<!a)b", re.VERBOSE).pattern == r"(?<!a)b"
+    with pytest.raises(re.error, match="look-behind requires fixed-width"):
+        fast_compile(r"(?<!a+)b")
+
+
+def _shipped() -> list[re.Pattern[str]]:
+    rules = parse_policy({"version": 1, "rules": [
+        {"id": "t", "kind": "term", "action": "block", "params": {"terms": ["bad word", "x-1"]}},
+        {"id": "h", "kind": "hazard", "action": "block", "params": {}},
+    ]}).rules
+    return [d.pattern for d in pii._DETECTORS] + [r for rule in rules for _, r in rule.regexes] + \
+        [re.compile(h) for h in HAZARDS.values()]
+
+
+def _texts(rng: random.Random, n: int) -> list[str]:
+    """Short texts dense in what the patterns hinge on: digits, separators, word edges, letters of each case."""
+    alphabet = "0123456789" * 4 + " -.,:+()/@_=#'\"\n" * 2 + "aAbBkKsSxXgGhHpPtTiIoO" + "é٣"
+    pieces = ["555-0143", "(202) ", "+44 20 ", "sk-", "ghp_", "xoxb-", "AKIA", "@ex.com", "db7.corp", "DE89 ",
+              "123-45-6789", "4111 1111 1111 1111", "192.168.", "::1", "api_key=", "<script", "javascript:"]
+    out = []
+    for _ in range(n):
+        parts = [rng.choice(pieces) if rng.random() < 0.3 else "".join(rng.choices(alphabet, k=rng.randint(1, 8)))
+                 for _ in range(rng.randint(1, 12))]
+        out.append("".join(parts))
+    return out
+
+
+def test_hoisted_patterns_match_exactly_as_written() -> None:
+    rng = random.Random(7)
+    texts = _texts(rng, 3000)
+    hoisted = 0
+    for regex in _shipped():
+        fast = faster(regex)
+        hoisted += fast is not regex
+        for text in texts:
+            for pos in (0, rng.randint(0, len(text))):  # a search that resumes mid-text keeps the text before it
+                expected = [(m.span(), m.groups()) for m in regex.finditer(text, pos)]
+                assert [(m.span(), m.groups()) for m in fast.finditer(text, pos)] == expected, (regex.pattern, text)
+    assert hoisted >= 8  # most PII detectors open with a lookbehind and a digit, a literal or a class
+
+
+def test_random_patterns_match_exactly_as_written() -> None:
+    rng = random.Random(11)
+    atoms = [r"\d", "[a-c]", "b", r"\-", r"[^a]", r"\w", "(?:ab)", "(?:a|b)", "(c)", r"\s"]
+    quantifiers = ["", "", "?", "+", "*", "{2}", "{1,3}", "{2,}", "+?", "{1,2}?"]
+    behinds = [r"(?<!a)", r"(?<=\d)", r"(?<![\w-])", r"(?<!ab|c\d)", r"(?<=[^b])"]
+    texts = ["".join(rng.choices("aabbc-12 _x\n", k=rng.randint(0, 14))) for _ in range(400)]
+    changed = 0
+    for _ in range(300):
+        body = "".join(rng.choice(atoms) + rng.choice(quantifiers) for _ in range(rng.randint(1, 4)))
+        pattern = rng.choice(behinds) + body
+        try:
+            regex = re.compile(pattern)
+        except re.error:
+            continue
+        fast = re.compile(hoist_lookbehind(pattern, only_rare=False))  # the rewrite itself, common heads too
+        changed += fast.pattern != pattern
+        for text in texts:
+            expected = [(m.span(), m.groups()) for m in regex.finditer(text)]
+            assert [(m.span(), m.groups()) for m in fast.finditer(text)] == expected, (pattern, fast.pattern, text)
+    assert changed > 100
+
+
+def test_detectors_and_rules_run_the_fast_form_and_analyse_the_written_one() -> None:
+    ssn = next(d for d in pii._DETECTORS if d.kind == "SSN")
+    assert ssn.pattern.pattern.startswith("(?<!") and ssn.search_pattern.pattern.startswith(r"\d")
+    rule = parse_policy({"version": 1, "rules": [{"id": "p", "kind": "pattern", "action": "redact",
+                                                  "params": {"regex": r"(?<!\w)X-\d{4}"}}]}).rules[0]
+    assert rule.regexes[0][1].pattern == r"(?<!\w)X-\d{4}"
+    assert rule.search_regexes[0][1].pattern == r"X-\d(?<!(?:\w)X-\d)\d{3}"
+    assert [v.span for v in rule.scan("id X-1234, aX-1234")] == [(3, 9)]
