@@ -2,6 +2,11 @@
 
     .venv/bin/python benchmarks/bench_serve.py                       # ~5-10 min on 2 CPU cores
     .venv/bin/python benchmarks/bench_serve.py --model runs/tiny/models/student --prompts 32 --max-tokens 128
+    .venv/bin/python benchmarks/bench_serve.py --set serve.cpu_threads=all --set serve.stream_interval=8
+
+vLLM runs with the ``serve`` section of ``--profile`` (default tiny) and ``--set`` overrides, as ``lmforge serve``
+would run it: on CPU, one compute core by default (``serve.cpu_threads``), each token its own chunk
+(``serve.stream_interval``), eager (``serve.enforce_eager``). A serving machine gives it its cores.
 
 One process, one model, one prompt set (default: the tiny profile's trained student if ``runs/tiny`` has it,
 else a random-weight Llama of the same shape built here). Every request is greedy with a fixed length
@@ -40,6 +45,10 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from lmforge.config import ServeConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE_PROMPTS = [
@@ -58,6 +67,9 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=32, help="distinct prompts (all in flight at once)")
     parser.add_argument("--max-tokens", type=int, default=128, help="output tokens per request")
     parser.add_argument("--sequential-requests", type=int, default=30, help="requests per arm in 3 and 5")
+    parser.add_argument("--profile", default="tiny", help="config profile whose serve section runs vLLM")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
+                        help="config override, e.g. serve.cpu_threads=all (repeatable)")
     parser.add_argument("--startup-timeout", type=float, default=900.0,
                         help="seconds to wait for vLLM (it takes minutes on busy cores)")
     args = parser.parse_args()
@@ -69,10 +81,15 @@ def main() -> None:
     print(f"cores {os.cpu_count()}, load average at start {_load()}; work dir {work}")
     model_dir = args.model or _default_model(work)
     prompts = [f"{BASE_PROMPTS[i % len(BASE_PROMPTS)]} ({i})" for i in range(args.prompts)]
-    print(f"model {model_dir}; {len(prompts)} prompts x {args.max_tokens} output tokens, greedy\n")
+    from lmforge.config import load_config
+
+    serve = load_config(args.profile, args.set).serve
+    print(f"model {model_dir}; {len(prompts)} prompts x {args.max_tokens} output tokens, greedy")
+    print(f"vLLM: profile {args.profile}, cpu_threads {serve.cpu_threads or 'vLLM default'}, stream_interval "
+          f"{serve.stream_interval}, enforce_eager {serve.enforce_eager}, dtype {serve.dtype}\n")
 
     hf = bench_hf(model_dir, prompts, args.max_tokens)
-    with Servers(model_dir, work, args.max_tokens, args.startup_timeout) as servers:
+    with Servers(model_dir, serve, work, args.max_tokens, args.startup_timeout) as servers:
         print(f"vLLM ready in {servers.vllm_ready_s:.0f}s\n")
         asyncio.run(_warm(servers, prompts))
         streamed = asyncio.run(run_concurrent(servers.vllm_url, None, servers.model, prompts, args.max_tokens, True))
@@ -243,18 +260,19 @@ def bench_filter() -> dict[str, dict[int, tuple[float, float]]]:
 class Servers:
     """vLLM plus two gateways in front of it (shipped policy; a one-term policy), each its own process."""
 
-    def __init__(self, model_dir: Path, work: Path, max_tokens: int, startup_timeout: float) -> None:
-        self.model_dir, self.work, self.max_tokens, self.startup_timeout = model_dir, work, max_tokens, startup_timeout
+    def __init__(self, model_dir: Path, serve: ServeConfig, work: Path, max_tokens: int,
+                 startup_timeout: float) -> None:
+        self.model_dir, self.serve, self.work = model_dir, serve, work
+        self.max_tokens, self.startup_timeout = max_tokens, startup_timeout
         self.model, self.key = "bench-model", "lmf-bench-key"
         self._procs: list[subprocess.Popen[bytes]] = []
 
     def __enter__(self) -> Servers:
         from lmforge.compliance import StreamFilter, load_policy
-        from lmforge.config import load_config
         from lmforge.serve.engine import VLLMEngine
         from lmforge.serve.settings import GatewaySettings
 
-        serve = load_config("tiny").serve
+        serve = self.serve
         self.engine = VLLMEngine(self.model_dir, [self.model], serve, _free_port(), self.work / "vllm.log")
         self.engine.start()
         try:

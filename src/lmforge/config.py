@@ -200,6 +200,13 @@ class ServeConfig(_Section):
     tensor_parallel_size: int = Field(1, ge=1, description="vLLM --tensor-parallel-size: GPUs one replica spans.")
     kv_cache_gib: float = Field(1.0, description="VLLM_CPU_KVCACHE_SPACE in GiB.")
     enforce_eager: bool = Field(True, description="Skip torch.compile in vLLM (faster start on CPU).")
+    cpu_threads: str | None = Field(
+        None, description="vllm-cpu's compute cores (VLLM_CPU_OMP_THREADS_BIND): 'all' (every core this process "
+        "may use), a list such as '0-3', or None (vLLM's own choice: all cores but one, or the environment's "
+        "setting). Ignored by CUDA vLLM.")
+    stream_interval: int = Field(
+        1, ge=1, description="vLLM --stream-interval: tokens per streamed chunk after the first (1: each token; "
+        "more costs the API server less per token).")
     dtype: str = Field("float32", description="vLLM --dtype.")
     max_model_len: int | None = Field(None, description="vLLM --max-model-len (None: the model's).")
     startup_timeout_s: float = Field(240.0, description="Seconds to wait for vLLM to answer a 1-token probe.")

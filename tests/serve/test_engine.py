@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -26,6 +27,17 @@ def test_command_and_environment(tmp_path: Path) -> None:
     assert cmd[cmd.index("--host") + 1] == "127.0.0.1" and engine.base_url == "http://127.0.0.1:8123"
     env = engine.environment()
     assert env["VLLM_CPU_KVCACHE_SPACE"] == "1" and env["HF_HUB_OFFLINE"] == "1" and env["VLLM_HOST_IP"]
+
+
+def test_cpu_threads_and_stream_interval(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("VLLM_CPU_OMP_THREADS_BIND", raising=False)
+    default = _engine(tmp_path, tmp_path)
+    assert "VLLM_CPU_OMP_THREADS_BIND" not in default.environment() and "--stream-interval" not in default.command()
+    tuned = _engine(tmp_path, tmp_path, cpu_threads="all", stream_interval=8)
+    cores = sorted(os.sched_getaffinity(0))
+    assert tuned.environment()["VLLM_CPU_OMP_THREADS_BIND"] == ",".join(map(str, cores))
+    assert tuned.command()[tuned.command().index("--stream-interval") + 1] == "8"
+    assert _engine(tmp_path, tmp_path, cpu_threads="0-1").environment()["VLLM_CPU_OMP_THREADS_BIND"] == "0-1"
 
 
 def test_missing_or_invalid_model_dir_fails_before_launch(tmp_path: Path) -> None:

@@ -92,6 +92,8 @@ class VLLMEngine:
             cmd.append("--enforce-eager")
         if self.cfg.tensor_parallel_size > 1:
             cmd += ["--tensor-parallel-size", str(self.cfg.tensor_parallel_size)]
+        if self.cfg.stream_interval > 1:
+            cmd += ["--stream-interval", str(self.cfg.stream_interval)]
         return cmd
 
     def environment(self) -> dict[str, str]:
@@ -99,6 +101,8 @@ class VLLMEngine:
         env.update(envs.offline_defaults(envs.state_dir()))  # vLLM must never reach the network
         # Without it vLLM asks for 92% of RAM; vLLM parses it as whole GiB, so round a fraction up.
         env["VLLM_CPU_KVCACHE_SPACE"] = str(max(1, math.ceil(self.cfg.kv_cache_gib)))
+        if self.cfg.cpu_threads:
+            env["VLLM_CPU_OMP_THREADS_BIND"] = cpu_thread_list(self.cfg.cpu_threads)
         return env
 
     def start(self) -> VLLMEngine:
@@ -171,6 +175,13 @@ class VLLMEngine:
 _PR_SET_PDEATHSIG = 1
 # Loaded here, not in the forked child, where loading a library could wait on a lock another thread held.
 _LIBC = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True) if sys.platform == "linux" else None
+
+
+def cpu_thread_list(spec: str) -> str:
+    """VLLM_CPU_OMP_THREADS_BIND for ``serve.cpu_threads``: 'all' is every core this process may run on."""
+    if spec.strip().lower() != "all":
+        return spec
+    return ",".join(str(cpu) for cpu in sorted(os.sched_getaffinity(0)))
 
 
 def _die_with_parent(parent: int) -> None:
