@@ -23,8 +23,8 @@ else a random-weight Llama of the same shape built here). Every request is greed
 4. Filter cost: ``apply_policy`` and ``StreamFilter`` (4-character chunks) in ms per KB of prose with PII,
    p99 over repeats. Target <= 1 ms/KB.
 5. Hold-back cost on TTFT: one streamed request at a time; the shipped policy holds back 65 characters of
-   prose (``StreamFilter.hold``; up to ``policy.window``, 475, near an ``@`` or another rule's anchor), a
-   one-term policy ~8, so their TTFT difference is what the hold-back costs.
+   prose (``StreamFilter.hold``; near an ``@`` or another rule's anchor, until the match has visibly ended,
+   at most ``policy.window``, 475), a one-term policy ~8, so their TTFT difference is what the hold-back costs.
 
 Writes only to a temporary directory. Run it on an idle machine for figures to compare: it prints the load
 average before and after, since other work on the cores changes every number.

@@ -15,8 +15,8 @@ from lmforge.compliance import ContentBlocked, Policy, StreamFilter, apply_polic
 from lmforge.compliance.cli import filter_streamed
 from lmforge.compliance.filter import choose_redactions, render, scan
 from lmforge.compliance.incremental import IncrementalScan, _pii_specs, _regex_specs, _RegexStream
-from lmforge.compliance.policy import regex_anchor, regex_required_chars, regex_run_anchor
-from lmforge.compliance.streaming import MIN_SPACING
+from lmforge.compliance.policy import regex_anchor, regex_closure, regex_required_chars, regex_run_anchor
+from lmforge.compliance.streaming import MIN_SPACING, SPACING_PER_STREAM
 
 SHIPPED = load_policy(Path(__file__).resolve().parents[2] / "configs" / "policy.yaml")
 # The longest email the detector takes (it sets the shipped window): read whole only at the settle point.
@@ -285,6 +285,51 @@ def test_anchors_are_rare_literals_in_every_match_at_a_bounded_offset() -> None:
     assert case_blind is not None and case_blind.regex.search("JavaScript:")  # the regex's flags carry over
 
 
+def test_closures_end_a_match_at_the_first_stop_character_after_its_anchor() -> None:
+    email = next(d.pattern for d in pii.detectors_for(["EMAIL"]))
+    closure = regex_closure(email)
+    assert closure is not None and (closure.anchor.pattern, closure.offset, closure.lookahead) == ("@", 64, 1)
+    assert closure.stop.match(" ") and closure.stop.match(",") and not closure.stop.match(".")
+    text = "x" * 100 + "write to bob@example.com"
+    at = text.index("@")
+    assert closure.settled(text, 0) == at - 65  # the domain may go on: attempts that reach this '@' wait
+    assert closure.settled(text + ",", 0) == at - 65  # the lookahead after the "," is not known yet
+    assert closure.settled(text + ", x", 0) == len(text + ", x") - 65  # ended: only a later '@' could matter
+    shapes = {p: regex_closure(re.compile(p)) for p in [
+        r"(?<!\w)sk-[a-z]{20,40}(?!\w)", r"[a@]{0,3}@x{1,5}", r"a{0,3}@.{1,5}", r"(a){0,3}@(?:x|\1)",
+        r"\d{3}[ .-]\d{4}", r"a@[^b]{1,4}"]}
+    assert {p: c and (c.anchor.pattern, c.offset, c.stop.pattern) for p, c in shapes.items()} == {
+        r"(?<!\w)sk-[a-z]{20,40}(?!\w)": (re.escape("-"), 2, r"[^a-z]"),
+        r"[a@]{0,3}@x{1,5}": None,  # the part before the '@' may hold one: which '@' a match uses is open
+        r"a{0,3}@.{1,5}": None, r"(a){0,3}@(?:x|\1)": None,  # any character, a back-reference: no stop
+        r"\d{3}[ .-]\d{4}": None, r"a@[^b]{1,4}": None,  # no punctuation anchor; a negated class
+    }
+
+
+@pytest.mark.parametrize("pattern", [
+    *(d.pattern.pattern for d in pii._DETECTORS if regex_closure(d.pattern) is not None),
+    r"(?<![\w.])[a-z]{1,5}\.@[a-z0-9]{1,8}(?:\.[a-z]{2,4}){1,3}\b", r"x{0,2}=(?:ab|c)d{0,9}(?=e)",
+])
+def test_closure_settles_only_attempts_that_read_known_text(pattern: str) -> None:
+    regex = re.compile(pattern)
+    closure = regex_closure(regex)
+    assert closure is not None
+    rng = random.Random(5)
+    pieces = ["bob@ex.com", "a.@b1.cd", "x=abd", "sk-", "ghp_", "xoxb-", "-----BEGIN ", "api_key=", "+44 20",
+              "@", "=", "-", "_", ".", " ", ",", "e", "d", "ab", "Zz9", "KEY-----", "PRIVATE"]
+    for _ in range(300):
+        text = "".join(rng.choice(pieces) + rng.choice(["", "", "a", "1", "-"]) for _ in range(rng.randint(1, 30)))
+        whole = {m.start(): (m.span(), m.groups()) for m in regex.finditer(text)}
+        for n in range(len(text) + 1):
+            prefix, start = text[:n], rng.randint(0, n)
+            for t in range(start, closure.settled(prefix, start) + 1):
+                m = regex.match(prefix, t)
+                if t in whole or m is not None:  # finditer's matches are matches at their start; others fail
+                    m2 = regex.match(text, t)
+                    assert m is not None and m2 is not None and (m.span(), m.groups()) == (m2.span(), m2.groups()), \
+                        (pattern, text, n, t)
+
+
 def test_run_anchors_and_required_characters() -> None:
     run = regex_run_anchor(re.compile(r"(?<![A-Za-z0-9+/=])[A-Za-z0-9+/]{40,100}={0,2}"))
     assert run is not None and (run.regex.pattern, run.offset, run.reach) == (r"[A-Za-z0-9\+/]{40}", 0, 40)
@@ -329,11 +374,18 @@ def test_prose_is_released_a_least_hold_behind_and_waits_longer_only_near_an_anc
     for i, ch in enumerate(prose):
         released += sf.feed(ch)
         lags.append(i + 1 - len(released))
-    assert max(lags[300:]) <= sf.hold + MIN_SPACING + 1  # a least hold, plus the scan spacing
+    # A least hold, plus the scan spacing: 5 streams stay awake on prose (two term lists, the host pattern, the
+    # blob, javascript:), the others sleep until an '@', a digit, a '<'... arrives.
+    assert sf._scan.awake == 5
+    assert max(lags[300:]) <= sf.hold + max(MIN_SPACING, 5 * SPACING_PER_STREAM) + 1
     sf = StreamFilter(SHIPPED)
     text = prose[:300] + "write to bob@example.com, " + prose[:300]
-    released = "".join(sf.feed(ch) for ch in text)
-    assert "bob@" not in released and len(released) < 300 - 64 + 25  # it waits for the email's whole reach
+    at = text.index("@")
+    released = "".join(sf.feed(ch) for ch in text[:at + 12])  # "...bob@example.c": the email may go on
+    assert len(released) <= at - 64  # nothing a match through this '@' could start in
+    released += "".join(sf.feed(ch) for ch in text[at + 12:])
+    # The ", " ends the email (policy.regex_closure): it is settled there, not the email's whole reach (475) on.
+    assert "write to <EMAIL>, " in released and len(released) >= len(text) - sf.hold - MIN_SPACING - 1
     assert released + sf.finish() == apply_policy(text, SHIPPED).text
 
 

@@ -38,6 +38,12 @@ up the regex runs on from the resume point, so it still reads each character abo
 whole-text finditer. ``settle`` without ``upto`` settles as far as every stream has vouched or can settle by
 its reach: ``n - hold`` when no voucher is in sight (``hold``: the largest of the streams' least holds).
 
+Closures. Where a regex's shape shows how its matches end (``policy.regex_closure``: after the email's ``@``
+only ``[A-Za-z0-9.-]`` until the match ends, and nothing before the ``@`` can be one), an attempt whose ``@``
+is followed in the known text by a character outside that class (and the lookahead's characters after it)
+reads only known text, however far its reach: the stream settles up to just before the attempts that could
+reach the first ``@`` not so followed, instead of its reach short of the end.
+
 Sleeping. Most vouchers need one of a few characters (``policy.regex_required_chars``: the ``@``, a digit, a
 ``<``): where none of them occurs from the search's start on, the voucher is absent without a search
 (``_Seen.lacks``). A stream whose least-hold voucher is absent that way sleeps: as long as no character it
@@ -61,9 +67,11 @@ from typing import Any
 
 from lmforge.compliance.policy import (
     PII_LOOKAHEAD_CHARS,
+    Closure,
     Policy,
     Rule,
     regex_anchor,
+    regex_closure,
     regex_reach,
     regex_required_chars,
     regex_run_anchor,
@@ -83,6 +91,7 @@ class IncrementalScan:
         self._rules = [(_PiiRuleScan if rule.kind == "pii" else _RegexRuleScan)(i, rule, policy.window, self._seen)
                        for i, rule in enumerate(policy.rules)]
         self._streams = [stream for rule in self._rules for stream in rule.streams]
+        self._seen.watch(_watched(policy))
         self._pending: list[tuple[_Key, Verdict]] = []  # a heap: final candidates not returned yet
         self._redacted_to = 0  # end of the last redaction kept (choose_redactions' greedy)
         # The least hold-back: what the text must run past a verdict's start before it settles, when no
@@ -122,6 +131,11 @@ class IncrementalScan:
             if stream.frontier < upto and not stream.asleep:  # a sleeping one vouches len(text) - its hold
                 upto = min(upto, stream.bound(text))
         return upto
+
+    @property
+    def awake(self) -> int:
+        """Streams not asleep: what the next settle may have to look at."""
+        return len(self._streams) - self._seen.sleeping
 
 
 class _RegexRuleScan:
@@ -197,6 +211,7 @@ class _Spec:
     regex: re.Pattern[str]  # the one that runs: the rule's as ``lmforge.fastre`` compiles it
     reach: int  # characters from a match start that matching (and confirming) a match may read
     vouchers: tuple[_Voucher, ...] = ()  # smallest hold first
+    closure: Closure | None = None  # where its matches end, if its shape tells (policy.regex_closure)
     # Characters short of the end it settles to when no voucher is in sight (its reach when it has none). A
     # gate may hold more than the reach (the base64 blob's does): skipping the regex is worth it.
     hold: int = field(init=False)
@@ -215,7 +230,7 @@ def _vouchers(regex: re.Pattern[str], gate: _Voucher | None = None) -> tuple[_Vo
 
 @functools.cache
 def _regex_specs(rule: Rule, window: int) -> tuple[tuple[str, _Spec], ...]:
-    specs = tuple((category, _Spec(fast, regex_reach(regex), _vouchers(regex)))
+    specs = tuple((category, _Spec(fast, regex_reach(regex), _vouchers(regex), regex_closure(regex)))
                   for (category, regex), (_, fast) in zip(rule.regexes, rule.search_regexes, strict=True))
     assert all(spec.reach <= window for _, spec in specs), "a rule reaches past the policy window"
     return specs
@@ -233,7 +248,8 @@ def _pii_specs(rule: Rule, window: int) -> tuple[tuple[Any, _Spec], ...]:
             gate = _Voucher(gate_regex, regex_reach(gate_regex), match_reach - 1)
             if gate.hold > window:
                 gate = None  # it could not vouch as far as the settle point: run the detector throughout
-        specs.append((d, _Spec(d.search_pattern, reach, _vouchers(d.pattern, gate))))
+        closure = regex_closure(d.pattern) if d.context is None else None  # a context reads past the match
+        specs.append((d, _Spec(d.search_pattern, reach, _vouchers(d.pattern, gate), closure)))
     assert all(spec.reach <= window for _, spec in specs), "a PII detector reaches past the policy window"
     return tuple(specs)
 
@@ -242,9 +258,12 @@ class _RegexStream:
     """``regex.finditer(whole_text)`` replayed over a growing text: each match once, as soon as it is final."""
 
     def __init__(self, spec: _Spec, seen: _Seen | None = None) -> None:
+        """``seen``: the response's record, which must watch this stream's vouchers; by default one of its own."""
         self.spec = spec
-        self._seen = seen or _Seen()
-        self._seen.watch(spec.vouchers)
+        if seen is None:
+            seen = _Seen()
+            seen.watch(_voucher_chars(spec))
+        self._seen = seen
         self.asleep = False  # see _Seen: skipped until a character its first voucher needs arrives
         self.frontier = -1  # every match starting at or before this has been returned (or vouched absent)
         self._pos = 0  # where the whole-text finditer resumes
@@ -256,7 +275,7 @@ class _RegexStream:
         advance would run no regex (a voucher is absent), it is done here: the frontier moves now."""
         absent = self._absent(text) if self.spec.vouchers else None
         if absent is None:
-            return max(self.frontier, len(text) - self.spec.reach)
+            return max(self.frontier, self._last(text))
         self.frontier = max(self.frontier, len(text) - absent.hold)
         return self.frontier
 
@@ -267,7 +286,7 @@ class _RegexStream:
             # Nothing past _pos can match yet; the regex runs from _pos once every voucher shows up.
             self.frontier = n if final else max(self.frontier, n - absent.hold)
             return []
-        last = n if final else n - spec.reach  # an attempt starting at or before this reads only known text
+        last = n if final else self._last(text)  # an attempt starting at or before this reads only known text
         found = []
         for m in spec.regex.finditer(text, self._pos):
             if m.start() > last:
@@ -279,6 +298,14 @@ class _RegexStream:
         self._pos = max(self._pos, last + 1)
         self.frontier = max(self.frontier, last)
         return found
+
+    def _last(self, text: str) -> int:
+        """The last attempt start (from ``_pos`` on) up to which attempts read only ``text``: its reach short of
+        the end, or as far as the closure shows the matches there have ended."""
+        last = len(text) - self.spec.reach
+        if self.spec.closure is not None:
+            last = max(last, self.spec.closure.settled(text, self._pos))
+        return last
 
     def _absent(self, text: str) -> _Voucher | None:
         """The voucher of smallest hold that occurs nowhere from ``_pos`` on, or None if each one occurs."""
@@ -330,10 +357,9 @@ class _Seen:
         self._watched: tuple[str, ...] = ()
         self._asleep: list[_RegexStream] = []
 
-    def watch(self, vouchers: tuple[_Voucher, ...]) -> None:
-        """Track the characters these vouchers need (before any text arrives)."""
-        chars = {ch for v in vouchers for ch in v.need or ()}
-        self._watched = tuple(sorted(set(self._watched) | chars))
+    def watch(self, chars: tuple[str, ...]) -> None:
+        """Track these characters, some voucher's needs (before any text arrives)."""
+        self._watched = chars
 
     def update(self, text: str) -> None:
         n, before = len(text), self.length
@@ -367,12 +393,28 @@ class _Seen:
         last = self.last
         return all(last.get(ch, -1) < start for ch in voucher.need)
 
+    @property
+    def sleeping(self) -> int:
+        return len(self._asleep)
+
     def sleep(self, stream: _RegexStream) -> None:
         self._asleep.append(stream)
         stream.asleep = True
 
 
 _DIGIT = re.compile(r"\d")
+
+
+def _voucher_chars(spec: _Spec) -> tuple[str, ...]:
+    return tuple(sorted({ch for v in spec.vouchers for ch in v.need or ()}))
+
+
+@functools.cache
+def _watched(policy: Policy) -> tuple[str, ...]:
+    """The characters some voucher of some stream of ``policy`` needs, worked out once per policy."""
+    specs = [spec for rule in policy.rules
+             for _, spec in (_pii_specs if rule.kind == "pii" else _regex_specs)(rule, policy.window)]
+    return tuple(sorted({ch for spec in specs for ch in _voucher_chars(spec)}))
 
 
 def _key(start: int, end: int, rule_id: str, rule_index: int, regex_index: int) -> _Key:

@@ -248,6 +248,101 @@ def regex_anchor(regex: re.Pattern[str]) -> Anchor | None:
     return best
 
 
+@dataclass(frozen=True)
+class Closure:
+    """How an anchored regex's matches end: at the first ``stop`` character after the anchor.
+
+    Every match's ``anchor`` starts at most ``offset`` past the match's start and is the first occurrence of
+    the anchor there (nothing before it in the match can start one), and the match holds no ``stop``
+    character after it; lookaheads read at most ``lookahead`` characters further. So an attempt at ``t``
+    whose anchor is followed, in the known text, by a ``stop`` character and ``lookahead`` more reads only
+    known text: an email is settled at the space after its domain, not 400 characters on."""
+
+    anchor: re.Pattern[str]  # one character
+    offset: int
+    stop: re.Pattern[str]  # one character the match cannot hold past its anchor
+    lookahead: int
+
+    def settled(self, text: str, start: int) -> int:
+        """The last attempt start at or after ``start`` up to which every attempt reads only ``text``."""
+        n, pos = len(text), start
+        while (a := self.anchor.search(text, pos)) is not None:
+            end = self.stop.search(text, a.end())
+            if end is None or end.start() + self.lookahead >= n:
+                return a.start() - self.offset - 1  # attempts reaching this anchor may read on
+            pos = a.start() + 1
+        return n - self.offset - 1  # an anchor for a later attempt would be known by then
+
+
+def regex_closure(regex: re.Pattern[str]) -> Closure | None:
+    """``regex``'s ``Closure``, or None when its shape does not give one.
+
+    The anchor is an element of the top-level sequence as in ``regex_anchor`` (a literal run or a class of
+    punctuation). Before it: literals, classes, groups and bounded repeats of them (and lookbehinds), none of
+    which can match the anchor's first character. After it: the same kinds of elements, branches, and
+    lookaheads; ``stop`` is any character none of them consumes."""
+    tree = re_parser.parse(regex.pattern, regex.flags)
+    items = _flat_sequence(tree)
+    flags = regex.flags & (re.IGNORECASE | re.ASCII)
+    offset = 0
+    for i, (op, av) in enumerate(items):
+        if offset >= _UNBOUNDED:
+            return None
+        first = _anchor_chars(op, av)
+        if first is not None:
+            before = _consumed(items[:i])
+            after = _consumed(items[i + 1:], lookahead_ok=True)
+            if before is None or after is None:
+                return None
+            if before and any(re.match(f"[{before}]", ch, flags) for ch in first):
+                return None
+            stop = re.compile(f"[^{after}]" if after else "(?s:.)", flags)
+            return Closure(re.compile(_class_source(op, av) or "", flags), offset, stop, _lookahead(items[i + 1:]))
+        offset += min(re_parser.SubPattern(tree.state, [(op, av)]).getwidth()[1], _UNBOUNDED)
+    return None
+
+
+def _anchor_chars(op: Any, av: Any) -> list[str] | None:
+    """The characters a one-character anchor element may be: a punctuation literal or class of them."""
+    if op is re_parser.LITERAL and not (chr(av).isalnum() or chr(av).isspace()):
+        return [chr(av)]
+    if op is re_parser.IN and all(o is re_parser.LITERAL and not (chr(c).isalnum() or chr(c).isspace())
+                                  for o, c in av):
+        return [chr(c) for _, c in av]
+    return None
+
+
+def _consumed(items: Any, lookahead_ok: bool = False) -> str | None:
+    """The body of a class holding every character ``items`` can consume, or None if that is not simple:
+    literals, non-negated classes, groups, branches and repeats of them; lookbehinds (and lookaheads, if
+    ``lookahead_ok``) consume nothing."""
+    parts: list[str] = []
+    for op, av in items:
+        if op is re_parser.LITERAL or op is re_parser.IN:
+            source = _class_source(op, av)
+            if source is None or source.startswith("[^"):
+                return None
+            parts.append(source[1:-1] if source.startswith("[") else source)
+            continue
+        if op in _REPEATS:
+            sub = _consumed(av[2].data, lookahead_ok)
+        elif op is re_parser.SUBPATTERN:
+            sub = _consumed(av[3].data, lookahead_ok)
+        elif op is re_parser.BRANCH:
+            subs = [_consumed(alt.data, lookahead_ok) for alt in av[1]]
+            sub = None if any(x is None for x in subs) else "".join(subs)  # type: ignore[arg-type]
+        elif op in (re_parser.ASSERT, re_parser.ASSERT_NOT) and (av[0] == -1 or lookahead_ok):
+            sub = ""
+        elif op is re_parser.AT and lookahead_ok:
+            sub = ""  # \b and the like read one character on: _lookahead counts it
+        else:
+            return None
+        if sub is None:
+            return None
+        parts.append(sub)
+    return "".join(parts)
+
+
 # A run of this many characters of one class (a base64 blob's [A-Za-z0-9+/]{40,100}) is rare in prose.
 RUN_ANCHOR_MIN = 24
 _CATEGORIES = {"CATEGORY_DIGIT": r"\d", "CATEGORY_NOT_DIGIT": r"\D", "CATEGORY_SPACE": r"\s",
