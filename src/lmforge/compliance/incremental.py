@@ -92,6 +92,7 @@ class IncrementalScan:
                        for i, rule in enumerate(policy.rules)]
         self._streams = [stream for rule in self._rules for stream in rule.streams]
         self._seen.watch(_watched(policy))
+        self._sleepless = sum(not s.spec.vouchers or s.spec.vouchers[0].need is None for s in self._streams)
         self._pending: list[tuple[_Key, Verdict]] = []  # a heap: final candidates not returned yet
         self._redacted_to = 0  # end of the last redaction kept (choose_redactions' greedy)
         # The least hold-back: what the text must run past a verdict's start before it settles, when no
@@ -133,9 +134,10 @@ class IncrementalScan:
         return upto
 
     @property
-    def awake(self) -> int:
-        """Streams not asleep: what the next settle may have to look at."""
-        return len(self._streams) - self._seen.sleeping
+    def woken(self) -> int:
+        """Streams awake that could sleep (their least-hold voucher needs some character): on prose they do,
+        so these are what a scan costs more for on text with PII in it."""
+        return len(self._streams) - self._sleepless - self._seen.sleeping
 
 
 class _RegexRuleScan:

@@ -24,12 +24,12 @@ a whole-text scan would be (see there why that is exact), so each character is s
 plus a regex's last ``reach`` characters again each time it runs (its matches there are not final yet); a
 stream whose voucher is absent runs no regex, and on prose most of them sleep until a character their
 voucher needs arrives (see ``incremental._Seen``). Scans come half the unsettled length apart, at least
-``MIN_SPACING`` characters and ``SPACING_PER_STREAM`` per stream awake, so a re-read costs at most ~2x the
+``MIN_SPACING`` characters and ``SPACING_PER_WOKEN`` per stream woken from sleep, so a re-read costs at most ~2x the
 text for any regex and the fixed cost of a scan stays small; the shipped policy over 4-character chunks costs
-~0.6 ms/KB on prose and ~0.75 on PII-dense text (~2x ``apply_policy``). On long texts the spacing grows to
+~0.65 ms/KB on prose and ~0.7 on PII-dense text (~2x ``apply_policy``). On long texts the spacing grows to
 ``len / 256`` so that joining the chunks stays linear too. Latency: the first text leaves once ``hold``
-characters have come after it, then in steps of the spacing (80 characters on prose with the shipped policy,
-5 streams awake; ~270 on PII-dense text). Fail closed: an exception inside blocks the stream.
+characters have come after it, then in steps of the spacing (61 characters on prose with the shipped policy;
+~360 on PII-dense text, where 13 streams are woken). Fail closed: an exception inside blocks the stream.
 """
 
 from __future__ import annotations
@@ -45,12 +45,11 @@ from lmforge.compliance.verdict import ContentBlocked, Verdict, fail_closed_verd
 log = logging.getLogger(__name__)
 
 # Characters between scans at least (or the least hold, if smaller): each scan pays ~10-20 us for the rules
-# and streams it visits; 48 apart had cost prose ~25% more than 61. With the shipped policy the per-stream
-# spacing below sets it (5 streams awake on prose: 80).
+# and streams it visits; 48 apart had cost prose ~25% more than 61.
 MIN_SPACING = 61
-# And at least this many characters per stream awake after the last scan (not waiting for a character its
-# voucher needs): on PII-dense text most of them are, and a scan costs a few microseconds for each.
-SPACING_PER_STREAM = 16
+# And at least this many characters per stream woken (asleep on prose, awake after a digit, an '@'...): on
+# PII-dense text a dozen are, each re-reading its reach (~100 characters) per scan. Prose is unaffected.
+SPACING_PER_WOKEN = 28
 
 
 class StreamFilter:
@@ -126,9 +125,9 @@ class StreamFilter:
         """Characters between scans. A scan re-reads the tail of each regex that runs (its matches near the
         end are not final yet), at most the ``held`` characters the last scan left unsettled, so half of that
         apart costs at most ~2x the text (a quarter cost ~2x more in all: each scan also pays a fixed price
-        for the rules and streams it visits, hence ``MIN_SPACING``, and ``SPACING_PER_STREAM`` for each stream
-        awake); on long texts length / 256 apart keeps the joins of the chunks linear too."""
-        return max(min(MIN_SPACING, self.hold), held // 2, length // 256, SPACING_PER_STREAM * self._scan.awake)
+        for the rules and streams it visits, hence ``MIN_SPACING``, and ``SPACING_PER_WOKEN`` for each stream
+        woken); on long texts length / 256 apart keeps the joins of the chunks linear too."""
+        return max(min(MIN_SPACING, self.hold), held // 2, length // 256, SPACING_PER_WOKEN * self._scan.woken)
 
     def _fail(self, err: Exception) -> NoReturn:
         """Fail closed: log, block, and end the stream."""
