@@ -88,6 +88,7 @@ def main() -> None:
     print(f"vLLM: profile {args.profile}, cpu_threads {serve.cpu_threads or 'vLLM default'}, stream_interval "
           f"{serve.stream_interval}, enforce_eager {serve.enforce_eager}, dtype {serve.dtype}\n")
 
+    filt = bench_filter()  # first, on cores no server is starting or stopping on
     hf = bench_hf(model_dir, prompts, args.max_tokens)
     with Servers(model_dir, serve, work, args.max_tokens, args.startup_timeout) as servers:
         print(f"vLLM ready in {servers.vllm_ready_s:.0f}s\n")
@@ -101,7 +102,6 @@ def main() -> None:
         overhead = asyncio.run(run_interleaved(servers, prompts, args.max_tokens, args.sequential_requests, False))
         holdback = asyncio.run(run_interleaved(servers, prompts, args.max_tokens, args.sequential_requests, True))
         window = servers.window
-    filt = bench_filter()
 
     report_throughput(hf, streamed, whole)
     report_latency({"vLLM direct": streamed, "gateway, shipped policy": via_gateway,
