@@ -8,6 +8,7 @@ Run with:
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import socket
 import time
@@ -19,7 +20,7 @@ import openai
 import pytest
 
 from lmforge.config import load_config
-from lmforge.serve.engine import deep_probe
+from lmforge.serve.engine import VLLMEngine, deep_probe
 from lmforge.serve.stack import StackInfo, stack_status, start_stack, stop_stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -133,3 +134,21 @@ def test_bounded_load_leaves_the_server_alive_and_ready(stack: tuple[StackInfo, 
     assert httpx.get(f"{info.gateway_url}/ready").status_code == 200
     metrics = httpx.get(f"{info.gateway_url}/metrics").text
     assert 'lmforge_gateway_requests_total{endpoint="/v1/chat/completions",status="200"}' in metrics
+
+
+def test_stream_interval_sends_tokens_in_chunks_after_the_first(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """serve.stream_interval reaches vLLM: the first token alone, then 4 at a time, the same text in all."""
+    serve = load_config("tiny", ["serve.stream_interval=4", "serve.startup_timeout_s=900"]).serve
+    with VLLMEngine(tiny_model_dir, [MODEL], serve, _free_port(), tmp_path / "vllm.log") as engine:
+        engine.wait_ready()
+        body = {"model": MODEL, "prompt": "The harbor was", "max_tokens": 12, "temperature": 0.0, "ignore_eos": True}
+        whole = httpx.post(f"{engine.base_url}/v1/completions", json=body, timeout=120).json()
+        chunks = []
+        with httpx.stream("POST", f"{engine.base_url}/v1/completions", json={**body, "stream": True},
+                          timeout=120) as response:
+            for line in response.iter_lines():
+                if line.startswith("data: {"):
+                    chunks += [c["text"] for c in json.loads(line[6:])["choices"]]
+    assert whole["usage"]["completion_tokens"] == 12
+    assert "".join(chunks) == whole["choices"][0]["text"]
+    assert len(chunks) <= 5  # 1 + 4 + 4 + 3 tokens (a final chunk may come apart); one per token would be 12
