@@ -237,9 +237,8 @@ def regex_anchor(regex: re.Pattern[str]) -> Anchor | None:
             run = "".join(chr(c) for _, c in items[i:j])
             if len(run) >= 3 or any(not (ch.isalnum() or ch.isspace()) for ch in run):
                 found = (re.escape(run), len(run), j - i)
-        elif op is re_parser.IN and all(o is re_parser.LITERAL and not (chr(c).isalnum() or chr(c).isspace())
-                                        for o, c in av):
-            found = ("[" + "".join(re.escape(chr(c)) for _, c in av) + "]", 1, 1)
+        elif op is re_parser.IN and (chars := _anchor_chars(op, av)) is not None:
+            found = ("[" + "".join(map(re.escape, chars)) + "]", 1, 1)
         if found is not None and (best is None or offset + found[1] < best.offset + best.reach):
             best = Anchor(re.compile(found[0], flags), found[1], offset)
         step = found[2] if found is not None else 1
