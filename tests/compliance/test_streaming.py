@@ -14,7 +14,7 @@ from lmforge import pii
 from lmforge.compliance import ContentBlocked, Policy, StreamFilter, apply_policy, load_policy, parse_policy
 from lmforge.compliance.cli import filter_streamed
 from lmforge.compliance.filter import choose_redactions, render, scan
-from lmforge.compliance.incremental import IncrementalScan, _pii_specs, _regex_specs, _RegexStream
+from lmforge.compliance.incremental import IncrementalScan, _pii_specs, _regex_specs, _RegexStream, _Spec, _Voucher
 from lmforge.compliance.policy import regex_anchor, regex_closure, regex_required_chars, regex_run_anchor
 from lmforge.compliance.streaming import MIN_SPACING, SPACING_PER_WOKEN
 
@@ -220,6 +220,20 @@ def test_each_regex_stream_replays_finditer_and_never_returns_a_match_it_vouched
             assert [m.span() for m in found] == [m.span() for m in whole], (spec.regex.pattern, text)
 
 
+def test_a_stream_jumps_only_to_a_voucher_in_every_raw_match() -> None:
+    # "ab" is a raw match without the gate "q" (a check would drop it), and it keeps "bq" from matching: a search
+    # started a gate's offset before the "q" would find "bq", which finditer never yields.
+    regex = re.compile("ab|bq")
+    for raw, expected in ((False, [(0, 2)]), (True, [(1, 3)])):
+        spec = _Spec(regex, 2, (_Voucher(re.compile("q"), 1, 1, raw=raw),))
+        assert spec.jump == (0 if raw else -1)
+        assert [m.span() for m in _RegexStream(spec).advance("abq", final=True)] == expected
+    email, = (spec for d, spec in _pii_specs(next(r for r in SHIPPED.rules if r.kind == "pii"), SHIPPED.window)
+              if d.kind == "EMAIL")
+    assert email.vouchers[email.jump].regex.pattern == "@" and email.vouchers[email.jump].offset == 64
+    assert _Spec(re.compile("(?:a@)?"), 2, (_Voucher(re.compile("@"), 1, 1),)).jump == -1  # it may match empty
+
+
 @pytest.mark.parametrize("policy", [
     SHIPPED,
     _policy({"id": "ssn", "kind": "pii", "action": "redact", "params": {"kinds": ["SSN"]}}),
@@ -356,6 +370,7 @@ def test_run_anchors_and_required_characters() -> None:
 
 def test_on_prose_most_streams_sleep_and_wake_for_what_they_need() -> None:
     inc = IncrementalScan(SHIPPED)
+    assert inc.woken == 0 and inc._seen.sleeping >= 15  # before any text, every voucher that needs a character
     prose = "The harbor was quiet and the ships came in with the tide before dawn. " * 6
     inc.settle(prose)
     asleep = [s for s in inc._streams if s.asleep]

@@ -52,8 +52,17 @@ needs arrives, that voucher stays absent, so looking again would only move its f
 skipped until ``_Seen.update`` sees such a character in new text, and then takes the state that looking at
 the previous text would have left (``_RegexStream.wake``): the same replay, done lazily.
 
+Jumps. Where a voucher is in every match the regex yields, raw ones included (an anchor; a PII gate is only
+in the matches its check confirms, and a raw match without it still takes its place in the finditer), no
+match starts before that voucher's first occurrence from the resume point less its offset: the search starts
+there, and after each match at the next occurrence less its offset. An email's regex, costly at every letter,
+runs from 64 characters before each '@' instead of over the whole text.
+
 Cost: a stream searches each character about once, plus its last ``reach`` characters again each time it
-runs, which it does only when ``upto`` passes what it has vouched for; a sleeping stream costs nothing.
+runs, which it does only when ``upto`` passes what it has vouched for; a sleeping stream costs nothing (each
+stream that needs a character sleeps from the start, and ``final`` leaves sleepers as they are: their voucher
+occurs nowhere from their resume point on). A scan visits each stream once: it runs the streams short of the
+least hold-back, and the settle point is the lowest frontier they reach.
 """
 
 from __future__ import annotations
@@ -61,7 +70,7 @@ from __future__ import annotations
 import functools
 import heapq
 import re
-from collections.abc import Iterator
+import re._parser as re_parser  # stdlib regex parser: (min, max) width
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -92,7 +101,12 @@ class IncrementalScan:
                        for i, rule in enumerate(policy.rules)]
         self._streams = [stream for rule in self._rules for stream in rule.streams]
         self._seen.watch(_watched(policy))
-        self._sleepless = sum(not s.spec.vouchers or s.spec.vouchers[0].need is None for s in self._streams)
+        self._sleepless = 0
+        for stream in self._streams:  # on no text every voucher is absent: those that need a character sleep
+            if stream.spec.vouchers and stream.spec.vouchers[0].need is not None:
+                self._seen.sleep(stream)
+            else:
+                self._sleepless += 1
         self._pending: list[tuple[_Key, Verdict]] = []  # a heap: final candidates not returned yet
         self._redacted_to = 0  # end of the last redaction kept (choose_redactions' greedy)
         # The least hold-back: what the text must run past a verdict's start before it settles, when no
@@ -106,13 +120,23 @@ class IncrementalScan:
         ``upto`` is at most ``len(text) - policy.window``, or ``len(text)`` when ``final`` (``text`` is the
         whole response); None settles as far as the streams' vouchers allow, at least that far and at most
         ``len(text) - hold``. ``settled_to`` is the ``upto`` used."""
+        n = len(text)
         self._seen.update(text)  # wakes the sleeping streams whose voucher may have arrived
+        # Every stream short of this runs now: it reaches what it vouches for (a match's reach short of the end,
+        # a closure, an absent voucher's hold). One already past it, or asleep (it vouches n - its hold, which
+        # is never less), is left as it is: it would only re-read its tail.
+        below = n if final else upto if upto is not None else max(n - self.hold, self.settled_to)
+        for rule in self._rules:
+            rule.run(text, below, final, self._pending)
         if upto is None:
-            upto = len(text) if final else self._bound(text)
+            upto = below
+            if not final:
+                for stream in self._streams:
+                    if stream.frontier < upto and not stream.asleep:
+                        upto = stream.frontier
         self.settled_to = upto
         for rule in self._rules:
-            for item in rule.advance(text, upto, final):
-                heapq.heappush(self._pending, item)
+            rule.ready(upto, self._pending)
         settled = []
         while self._pending and self._pending[0][0][0] <= upto:
             _, v = heapq.heappop(self._pending)
@@ -123,15 +147,6 @@ class IncrementalScan:
                 self._redacted_to = end
             settled.append(v)
         return settled
-
-    def _bound(self, text: str) -> int:
-        """How far every stream lets the text settle, at most ``len(text) - hold`` (the common case, so a
-        stream already that far needs no look) and never less than last time (each stream got that far)."""
-        upto = max(len(text) - self.hold, self.settled_to)
-        for stream in self._streams:
-            if stream.frontier < upto and not stream.asleep:  # a sleeping one vouches len(text) - its hold
-                upto = min(upto, stream.bound(text))
-        return upto
 
     @property
     def woken(self) -> int:
@@ -148,14 +163,18 @@ class _RegexRuleScan:
         self._streams = [(category, _RegexStream(spec, seen)) for category, spec in _regex_specs(rule, window)]
         self.streams = [stream for _, stream in self._streams]
 
-    def advance(self, text: str, upto: int, final: bool) -> Iterator[tuple[_Key, Verdict]]:
+    def run(self, text: str, below: int, final: bool, pending: list[tuple[_Key, Verdict]]) -> None:
+        """Advance the streams short of ``below``, pushing their final matches onto ``pending`` (a heap)."""
         for sub, (category, stream) in enumerate(self._streams):
-            if (stream.frontier >= upto or stream.asleep) and not final:
-                continue  # it has vouched that far (or sleeps): searching again now would only re-read its tail
+            if stream.asleep or stream.frontier >= below and not final:
+                continue  # a sleeping one has nothing from its resume point on, even at the end (see _Seen)
             for m in stream.advance(text, final):
                 if m.end() > m.start():  # an empty match redacts nothing (as in Rule.scan)
-                    yield _key(m.start(), m.end(), self._rule.id, self._index, sub), \
-                        self._rule.verdict(category, m.span())
+                    heapq.heappush(pending, (_key(m.start(), m.end(), self._rule.id, self._index, sub),
+                                             self._rule.verdict(category, m.span())))
+
+    def ready(self, upto: int, pending: list[tuple[_Key, Verdict]]) -> None:
+        """Nothing to do: every match is a verdict as soon as it is final."""
 
 
 class _PiiRuleScan:
@@ -168,19 +187,24 @@ class _PiiRuleScan:
         self._candidates: list[tuple[tuple[int, int, int], PiiMatch]] = []  # a heap, in find_pii's order
         self._chosen_to = 0  # end of the last match find_pii would keep
 
-    def advance(self, text: str, upto: int, final: bool) -> Iterator[tuple[_Key, Verdict]]:
+    def run(self, text: str, below: int, final: bool, pending: list[tuple[_Key, Verdict]]) -> None:
+        """Advance the detectors short of ``below``, keeping their confirmed matches as candidates."""
         for i, (detector, stream) in enumerate(self._detectors):
-            if (stream.frontier >= upto or stream.asleep) and not final:
+            if stream.asleep or stream.frontier >= below and not final:
                 continue  # as above
             for m in stream.advance(text, final):
                 if (match := detector.confirm(text, m)) is not None:
                     heapq.heappush(self._candidates, ((match.start, match.start - match.end, i), match))
+
+    def ready(self, upto: int, pending: list[tuple[_Key, Verdict]]) -> None:
+        """Push the candidates starting at or before ``upto`` that ``find_pii`` keeps onto ``pending``: every
+        candidate sorted before them is known (each detector has run past ``upto``)."""
         while self._candidates and self._candidates[0][0][0] <= upto:
             _, match = heapq.heappop(self._candidates)
             if match.start >= self._chosen_to:
                 self._chosen_to = match.end
-                yield _key(match.start, match.end, self._rule.id, self._index, 0), \
-                    self._rule.verdict(f"pii.{match.kind}", (match.start, match.end))
+                heapq.heappush(pending, (_key(match.start, match.end, self._rule.id, self._index, 0),
+                                         self._rule.verdict(f"pii.{match.kind}", (match.start, match.end))))
 
 
 @dataclass(frozen=True)
@@ -193,6 +217,9 @@ class _Voucher:
     regex: re.Pattern[str]
     reach: int  # characters a match of ``regex`` reads
     offset: int
+    # True: in every match of the stream's regex (an anchor). False: only in those a check confirms (a PII gate):
+    # the raw matches it lacks still take their place in the finditer, so it cannot say where to search from.
+    raw: bool = True
     hold: int = field(init=False)
     # Characters one of which every match of ``regex`` holds (``digit``: or any decimal digit); None: unknown.
     # Where ``_Seen`` has none of them from a position on, the regex matches nowhere there: no search needed.
@@ -217,9 +244,16 @@ class _Spec:
     # Characters short of the end it settles to when no voucher is in sight (its reach when it has none). A
     # gate may hold more than the reach (the base64 blob's does): skipping the regex is worth it.
     hold: int = field(init=False)
+    # The voucher in every match (``raw``) that says where the next match may start, or -1: searches start
+    # there instead of at the resume point (an email's search, at most 64 characters before the next '@').
+    jump: int = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hold", self.vouchers[0].hold if self.vouchers else self.reach)
+        jump = next((i for i, v in enumerate(self.vouchers) if v.raw), -1)
+        if jump >= 0 and re_parser.parse(self.regex.pattern, self.regex.flags).getwidth()[0] == 0:
+            jump = -1  # an empty match holds no voucher
+        object.__setattr__(self, "jump", jump)
 
 
 def _vouchers(regex: re.Pattern[str], gate: _Voucher | None = None) -> tuple[_Voucher, ...]:
@@ -247,7 +281,7 @@ def _pii_specs(rule: Rule, window: int) -> tuple[tuple[Any, _Spec], ...]:
         gate = None
         if d.gate:  # it lies inside the match, so it starts at most match_reach - 1 past the match's start
             gate_regex = re.compile(d.gate)
-            gate = _Voucher(gate_regex, regex_reach(gate_regex), match_reach - 1)
+            gate = _Voucher(gate_regex, regex_reach(gate_regex), match_reach - 1, raw=False)
             if gate.hold > window:
                 gate = None  # it could not vouch as far as the settle point: run the detector throughout
         closure = regex_closure(d.pattern) if d.context is None else None  # a context reads past the match
@@ -270,16 +304,9 @@ class _RegexStream:
         self.frontier = -1  # every match starting at or before this has been returned (or vouched absent)
         self._pos = 0  # where the whole-text finditer resumes
         self._clear_from = [0] * len(spec.vouchers)  # voucher i occurs nowhere from _pos up to here
-        self._probe: tuple[int, int, _Voucher | None] = (-1, -1, None)  # (len, _pos, voucher absent) last seen
-
-    def bound(self, text: str) -> int:
-        """The frontier ``advance(text)`` reaches (before the end: the text is not final). Where that
-        advance would run no regex (a voucher is absent), it is done here: the frontier moves now."""
-        absent = self._absent(text) if self.spec.vouchers else None
-        if absent is None:
-            return max(self.frontier, self._last(text))
-        self.frontier = max(self.frontier, len(text) - absent.hold)
-        return self.frontier
+        # (len, _pos, the voucher absent, where the jump voucher occurs) last seen
+        self._probe: tuple[int, int, _Voucher | None, int] = (-1, -1, None, -1)
+        self._settled = (-1, -1, -1)  # (len, _pos, the closure's settled()) last worked out
 
     def advance(self, text: str, final: bool) -> list[re.Match[str]]:
         """The matches not returned before that ``text`` settles (all of them when it is ``final``)."""
@@ -289,15 +316,30 @@ class _RegexStream:
             self.frontier = n if final else max(self.frontier, n - absent.hold)
             return []
         last = n if final else self._last(text)  # an attempt starting at or before this reads only known text
-        found = []
-        for m in spec.regex.finditer(text, self._pos):
-            if m.start() > last:
-                break
-            found.append(m)
-            self._pos = m.end()
-        # Every attempt from _pos to last failed, as it would on the whole text, so that finditer would be at
+        found, pos = [], self._pos
+        if spec.jump < 0:
+            for m in spec.regex.finditer(text, pos):
+                if m.start() > last:
+                    break
+                found.append(m)
+                pos = m.end()
+        else:
+            # Each match holds this voucher at most ``offset`` past its start, and one that reads only known text
+            # is found by a search: no match starts before the first one found less its offset, nor (when none
+            # is) before the voucher's hold short of the end. Search from there, and again after each match.
+            voucher = spec.vouchers[spec.jump]
+            clear = n + 1 if final else n - voucher.hold + 1
+            at = self._probe[3]  # where _absent found it, searching from _pos
+            while True:
+                start = max(pos, clear if at < 0 else min(at - voucher.offset, clear))
+                if start > last or (m := spec.regex.search(text, start)) is None or m.start() > last:
+                    break
+                found.append(m)
+                pos = m.end()  # not empty: it holds the voucher
+                at = v.start() if (v := voucher.regex.search(text, pos)) is not None else -1
+        # Every attempt from pos to last failed, as it would on the whole text, so that finditer would be at
         # last + 1 with nothing pending (also after an empty match, which always ends at or before last).
-        self._pos = max(self._pos, last + 1)
+        self._pos = max(pos, last + 1)
         self.frontier = max(self.frontier, last)
         return found
 
@@ -306,7 +348,11 @@ class _RegexStream:
         the end, or as far as the closure shows the matches there have ended."""
         last = len(text) - self.spec.reach
         if self.spec.closure is not None:
-            last = max(last, self.spec.closure.settled(text, self._pos))
+            n, pos, at = self._settled
+            if n != len(text) or pos != self._pos:  # bound() and advance() ask in the same scan
+                at = self.spec.closure.settled(text, self._pos)
+                self._settled = (len(text), self._pos, at)
+            last = max(last, at)
         return last
 
     def _absent(self, text: str) -> _Voucher | None:
@@ -315,19 +361,22 @@ class _RegexStream:
         probe = self._probe
         if probe[0] == n and probe[1] == self._pos:
             return probe[2]
-        absent = None
+        absent, at = None, -1
         seen = self._seen
-        seen.update(text)
+        if seen.length != n:
+            seen.update(text)
         for i, voucher in enumerate(self.spec.vouchers):
             start = max(self._pos, self._clear_from[i])
             lacking = seen.lacks(voucher, start)
-            if lacking or voucher.regex.search(text, start) is None:
+            if lacking or (m := voucher.regex.search(text, start)) is None:
                 self._clear_from[i] = max(self._clear_from[i], n - voucher.reach + 1)
                 absent = voucher
                 if lacking and i == 0 and not self.asleep:
                     seen.sleep(self)
                 break
-        self._probe = (n, self._pos, absent)
+            if i == self.spec.jump:
+                at = m.start()  # the first from _pos: none starts before _clear_from (see there)
+        self._probe = (n, self._pos, absent, at)
         return absent
 
     def wake(self, length: int) -> None:
@@ -336,7 +385,7 @@ class _RegexStream:
         voucher = self.spec.vouchers[0]
         self._clear_from[0] = max(self._clear_from[0], length - voucher.reach + 1)
         self.frontier = max(self.frontier, length - voucher.hold)
-        self._probe = (-1, -1, None)
+        self._probe = (-1, -1, None, -1)
         self.asleep = False
 
 
