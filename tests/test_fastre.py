@@ -9,7 +9,7 @@ import pytest
 
 from lmforge import pii
 from lmforge.compliance.policy import HAZARDS, parse_policy
-from lmforge.fastre import fast_compile, faster, hoist_lookbehind
+from lmforge.fastre import _FOLDS, fast_compile, faster, hoist_lookbehind
 
 
 @pytest.mark.parametrize(("pattern", "expected"), [
@@ -20,6 +20,8 @@ from lmforge.fastre import fast_compile, faster, hoist_lookbehind
     (r"(?<=a)b+?c", r"b(?<=(?:a)b)b{0,}?c"),
     (r"(?<!a|b)[]x]{2,}y", r"[]x](?<!(?:a|b)[]x])[]x]{1,}y"),
     (r"(?i)(?<!q)ab", r"(?i)ab(?<!(?:q)ab)"),
+    (r"(?<!\w)(?:ab|\-c|d(?:e|f))(?!\w)", r"[\-ad](?<!(?:\w)(?s:.))(?:(?<=a)b|(?<=\-)c|(?<=d)(?:e|f))(?!\w)"),
+    (r"(?i)(?<=a|b)(?:sk|Ok)x", r"(?i)(?-i:[OSosſ])(?<=(?:a|b)(?s:.))(?:(?<=s)k|(?<=O)k)x"),
 ])
 def test_hoists_what_every_match_opens_with(pattern: str, expected: str) -> None:
     assert hoist_lookbehind(pattern, only_rare=False) == expected
@@ -32,7 +34,8 @@ def test_hoists_only_an_opening_that_is_rare_in_prose() -> None:
 
 
 @pytest.mark.parametrize("pattern", [
-    r"(?<!\w)(?:a|b)(?!\w)",  # a branch: no one character opens every match
+    r"(?<!\w)(?:a|[bc])", r"(?<!\w)(?:a|b?c)", r"(?<!\w)(?:a|b)+", r"(?<!\w)(?:a|\bc)",  # branches not led by one
+    r"(?<!\w)(?:a|)",  # literal, or an empty one
     r"(?<!a)b?c", r"(?<!a)b*c", r"(?<!a)(?:b?c)+d",  # optional first atoms
     r"(?<!a)b++c", r"(?<!a)(?:bc){2}+d",  # possessive
     r"(?<!a)\bc", r"(?<!a).c", r"(?<!a)\x41", r"(?<!a)b{}c",  # \b, any, escapes not handled, a literal "{}"
@@ -41,6 +44,41 @@ def test_hoists_only_an_opening_that_is_rare_in_prose() -> None:
 def test_leaves_other_shapes_as_written(pattern: str) -> None:
     assert hoist_lookbehind(pattern, only_rare=False) == pattern
     assert fast_compile(pattern).pattern == pattern
+
+
+def test_branches_hoist_under_the_flags_they_are_compiled_with() -> None:
+    terms = r"(?<!\w)(?:kb|ic)(?!\w)"
+    assert hoist_lookbehind(terms, only_rare=False, flags=re.IGNORECASE).startswith("(?-i:[IKikİıK])")
+    assert hoist_lookbehind(terms, only_rare=False).startswith("[ik]")
+    assert hoist_lookbehind(r"(?<!\w)(?:éa|b)", only_rare=False, flags=re.IGNORECASE) == r"(?<!\w)(?:éa|b)"
+    common = r"(?<!\w)(?:ea|ta|oa|ia|na|sa|ra|ha)"  # most letters of prose: the scan would not pay
+    assert hoist_lookbehind(common) == common != hoist_lookbehind(common, only_rare=False)
+
+
+def test_folds_list_every_character_an_ascii_literal_matches_ignoring_case() -> None:
+    # Exhaustive: what an ASCII literal matches under IGNORECASE beyond its two cases is in _FOLDS.
+    any_ascii = re.compile(r"[\x00-\x7f]", re.IGNORECASE)
+    beyond = [chr(c) for c in range(128, 0x110000) if any_ascii.fullmatch(chr(c))]
+    for ch in beyond:
+        literals = [a for a in map(chr, range(128)) if re.fullmatch(re.escape(a), ch, re.IGNORECASE)]
+        assert literals and all(ch in _FOLDS.get(a.lower(), "") for a in literals), (hex(ord(ch)), literals)
+
+
+def test_term_branches_match_exactly_as_written() -> None:
+    rng = random.Random(5)
+    alphabet = "abcikostKSIO -_\nſKİıx"
+    for terms in (["kill it", "iron", "sarin", "Operation Nightjar", "sk-1"], ["a-b", "-x", " y", "\\z"]):
+        pattern = rf"(?<!\w)(?:{'|'.join(re.escape(t) for t in terms)})(?!\w)"
+        for flags in (0, re.IGNORECASE, re.IGNORECASE | re.ASCII):
+            regex, fast = re.compile(pattern, flags), re.compile(hoist_lookbehind(pattern, False, flags), flags)
+            assert fast.pattern != pattern
+            for _ in range(3000):
+                text = "".join(rng.choice(terms) if rng.random() < 0.3 else
+                               "".join(rng.choices(alphabet, k=rng.randint(0, 5))) for _ in range(rng.randint(1, 6)))
+                text = "".join(ch.swapcase() if rng.random() < 0.3 else ch for ch in text)
+                pos = rng.randint(0, len(text))
+                expected = [m.span() for m in regex.finditer(text, pos)]
+                assert [m.span() for m in fast.finditer(text, pos)] == expected, (pattern, flags, text)
 
 
 def test_verbose_flag_and_errors_keep_the_pattern_as_written() -> None:

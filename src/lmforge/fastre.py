@@ -36,7 +36,7 @@ def fast_compile(pattern: str, flags: int = 0) -> re.Pattern[str]:
     regex = re.compile(pattern, flags)  # errors as re reports them, on the pattern as written
     if regex.flags & re.VERBOSE:
         return regex  # whitespace and comments: not parsed here
-    rewritten = hoist_lookbehind(pattern)
+    rewritten = hoist_lookbehind(pattern, flags=flags)
     if rewritten == pattern:
         return regex
     try:
@@ -58,13 +58,17 @@ def _width(regex: re.Pattern[str]) -> tuple[int, int]:
     return re_parser.parse(regex.pattern, regex.flags).getwidth()
 
 
-def hoist_lookbehind(pattern: str, only_rare: bool = True) -> str:
+def hoist_lookbehind(pattern: str, only_rare: bool = True, flags: int = 0) -> str:
     """``pattern`` with a leading lookbehind moved past what every match opens with (the module's docstring),
-    or ``pattern`` itself where it is not of that shape (or, ``only_rare``, that opening is common in prose)."""
+    or ``pattern`` itself where it is not of that shape (or, ``only_rare``, that opening is common in prose).
+    ``flags``: those it is compiled with (IGNORECASE widens what a branch's first literal matches)."""
     lead = m.group() if (m := _FLAGS.match(pattern)) else ""
     body = pattern[len(lead):]
     if "x" in lead or not body.startswith(("(?<!", "(?<=")) or (close := _group_end(body, 0)) is None:
         return pattern
+    ignorecase = bool(flags & re.IGNORECASE) or "i" in lead
+    if (branched := _hoist_into_branches(lead, body[:close + 1], body[close + 1:], ignorecase, only_rare)):
+        return branched
     head, rest = _split_head(body[close + 1:])
     if not head or only_rare and not _rare(lead + head):
         return pattern
@@ -76,10 +80,70 @@ _SAMPLE = ("The committee met on Tuesday to review the harbor budget, and the cl
            "Write to the office or call; Ships came in with the tide and left at night (as they do).")
 
 
-def _rare(head: str) -> bool:
-    """True if ``head`` starts a match at fewer than 1 in 20 positions of ordinary prose."""
+def _rare(head: str, per: int = 20) -> bool:
+    """True if ``head`` starts a match at fewer than 1 in ``per`` positions of ordinary prose."""
     probe = re.compile(head)
-    return sum(probe.match(_SAMPLE, i) is not None for i in range(len(_SAMPLE))) * 20 < len(_SAMPLE)
+    return sum(probe.match(_SAMPLE, i) is not None for i in range(len(_SAMPLE))) * per < len(_SAMPLE)
+
+
+# What an ASCII literal matches under IGNORECASE besides its two cases (the re docs list these four).
+_FOLDS = {"i": "\u0130\u0131", "k": "\u212a", "s": "\u017f"}
+
+
+def _hoist_into_branches(lead: str, behind: str, rest: str, ignorecase: bool, only_rare: bool) -> str | None:
+    """``(?<!B)(?:a1|b2|...)REST -> [ab...](?<!(?:B)(?s:.))(?:(?<=a)1|(?<=b)2|...)REST`` where each branch opens
+    with one literal character (the terms of a term rule), else None.
+
+    The class holds every character a branch's first literal matches (under IGNORECASE, its cases and folds,
+    with the flag off inside the class so that ``re`` scans for it in C). Past it, the lookbehind reads the
+    same characters as before plus the one the class matched, and each branch checks that character against
+    its literal as written, in the same order: the same matches. It pays where those characters are not
+    most of the text: a third of prose positions at most."""
+    end = _group_end(rest, 0) if rest.startswith("(?:") else None
+    if end is None or _quantifier_at(rest, end + 1)[3] != end + 1:
+        return None  # not a group, or a repeated one
+    alternatives = _alternatives(rest[3:end])
+    if alternatives is None or len(alternatives) < 2:
+        return None
+    heads: set[str] = set()
+    branches = []
+    for alt in alternatives:
+        atom_end = _atom_end(alt, 0) if alt else None
+        if atom_end is None or alt[0] == "[" or alt[0] == "\\" and alt[1] in _CATEGORIES \
+                or _quantifier_at(alt, atom_end)[3] != atom_end:
+            return None  # not one literal character, exactly once
+        literal = alt[atom_end - 1]
+        if ignorecase and not literal.isascii():
+            return None  # its folds are not listed here
+        heads |= {literal, literal.lower(), literal.upper(), *_FOLDS.get(literal.lower(), "")} \
+            if ignorecase else {literal}
+        branches.append(f"(?<={alt[:atom_end]}){alt[atom_end:]}")
+    chars = "[" + "".join(re.escape(ch) for ch in sorted(heads)) + "]"
+    head = f"(?-i:{chars})" if ignorecase else chars
+    if only_rare and not _rare(lead + head, per=3):
+        return None
+    return f"{lead}{head}{behind[:4]}(?:{behind[4:-1]})(?s:.))(?:{'|'.join(branches)}){rest[end + 1:]}"
+
+
+def _alternatives(s: str) -> list[str] | None:
+    """``s`` split at its top-level ``|`` (None if a group or class in it is not closed)."""
+    out, start, i = [], 0, 0
+    while i < len(s):
+        ch = s[i]
+        if ch == "\\":
+            i += 2
+            continue
+        if ch in "[(":
+            end = _atom_end(s, i) if ch == "[" else _group_end(s, i)
+            if end is None:
+                return None
+            i = end + (ch == "(")
+            continue
+        if ch == "|":
+            out.append(s[start:i])
+            start = i + 1
+        i += 1
+    return out + [s[start:]]
 
 
 def _split_head(s: str) -> tuple[str, str]:
