@@ -71,6 +71,7 @@ import functools
 import heapq
 import re
 import re._parser as re_parser  # stdlib regex parser: (min, max) width
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,22 +97,21 @@ class IncrementalScan:
     """One response's scan state: the policy's rules, each resuming where the whole-text scan would be."""
 
     def __init__(self, policy: Policy) -> None:
-        self._seen = _Seen()
-        self._rules = [(_PiiRuleScan if rule.kind == "pii" else _RegexRuleScan)(i, rule, policy.window, self._seen)
-                       for i, rule in enumerate(policy.rules)]
+        plan = _plan(policy)
+        self._seen = seen = _Seen()
+        seen.watch(plan.watched)
+        self._rules = [(_PiiRuleScan if rule.kind == "pii" else _RegexRuleScan)(i, rule, specs, seen)
+                       for i, (rule, specs) in enumerate(plan.rules)]
         self._streams = [stream for rule in self._rules for stream in rule.streams]
-        self._seen.watch(_watched(policy))
-        self._sleepless = 0
         for stream in self._streams:  # on no text every voucher is absent: those that need a character sleep
-            if stream.spec.vouchers and stream.spec.vouchers[0].need is not None:
-                self._seen.sleep(stream)
-            else:
-                self._sleepless += 1
+            if stream.spec.sleeps:
+                seen.sleep(stream)
+        self._sleepless = len(self._streams) - seen.sleeping
         self._pending: list[tuple[_Key, Verdict]] = []  # a heap: final candidates not returned yet
         self._redacted_to = 0  # end of the last redaction kept (choose_redactions' greedy)
         # The least hold-back: what the text must run past a verdict's start before it settles, when no
         # stream has a voucher in sight (a PII gate, a rule's anchor); policy.window when all have.
-        self.hold = max((stream.spec.hold for stream in self._streams), default=0)
+        self.hold = plan.hold
         self.settled_to = -1
 
     def settle(self, text: str, upto: int | None = None, final: bool = False) -> list[Verdict]:
@@ -158,9 +158,9 @@ class IncrementalScan:
 class _RegexRuleScan:
     """A term, pattern or hazard rule: every non-empty match of each of its regexes is a verdict."""
 
-    def __init__(self, index: int, rule: Rule, window: int, seen: _Seen) -> None:
+    def __init__(self, index: int, rule: Rule, specs: tuple[tuple[str, _Spec], ...], seen: _Seen) -> None:
         self._rule, self._index = rule, index
-        self._streams = [(category, _RegexStream(spec, seen)) for category, spec in _regex_specs(rule, window)]
+        self._streams = [(category, _RegexStream(spec, seen)) for category, spec in specs]
         self.streams = [stream for _, stream in self._streams]
 
     def run(self, text: str, below: int, final: bool, pending: list[tuple[_Key, Verdict]]) -> None:
@@ -180,9 +180,9 @@ class _RegexRuleScan:
 class _PiiRuleScan:
     """A pii rule: its detectors' confirmed matches, kept non-overlapping the way ``find_pii`` keeps them."""
 
-    def __init__(self, index: int, rule: Rule, window: int, seen: _Seen) -> None:
+    def __init__(self, index: int, rule: Rule, specs: tuple[tuple[Any, _Spec], ...], seen: _Seen) -> None:
         self._rule, self._index = rule, index
-        self._detectors = [(detector, _RegexStream(spec, seen)) for detector, spec in _pii_specs(rule, window)]
+        self._detectors = [(detector, _RegexStream(spec, seen)) for detector, spec in specs]
         self.streams = [stream for _, stream in self._detectors]
         self._candidates: list[tuple[tuple[int, int, int], PiiMatch]] = []  # a heap, in find_pii's order
         self._chosen_to = 0  # end of the last match find_pii would keep
@@ -247,9 +247,11 @@ class _Spec:
     # The voucher in every match (``raw``) that says where the next match may start, or -1: searches start
     # there instead of at the resume point (an email's search, at most 64 characters before the next '@').
     jump: int = field(init=False)
+    sleeps: bool = field(init=False)  # its first voucher needs some character: it may sleep (see _Seen)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hold", self.vouchers[0].hold if self.vouchers else self.reach)
+        object.__setattr__(self, "sleeps", bool(self.vouchers) and self.vouchers[0].need is not None)
         jump = next((i for i, v in enumerate(self.vouchers) if v.raw), -1)
         if jump >= 0 and re_parser.parse(self.regex.pattern, self.regex.flags).getwidth()[0] == 0:
             jump = -1  # an empty match holds no voucher
@@ -292,6 +294,8 @@ def _pii_specs(rule: Rule, window: int) -> tuple[tuple[Any, _Spec], ...]:
 
 class _RegexStream:
     """``regex.finditer(whole_text)`` replayed over a growing text: each match once, as soon as it is final."""
+
+    __slots__ = ("spec", "_seen", "asleep", "frontier", "_pos", "_clear_from", "_probe", "_settled")
 
     def __init__(self, spec: _Spec, seen: _Seen | None = None) -> None:
         """``seen``: the response's record, which must watch this stream's vouchers; by default one of its own."""
@@ -442,7 +446,10 @@ class _Seen:
         if voucher.need is None or voucher.digit and self.digit >= start:
             return False
         last = self.last
-        return all(last.get(ch, -1) < start for ch in voucher.need)
+        for ch in voucher.need:
+            if last.get(ch, -1) >= start:
+                return False
+        return True
 
     @property
     def sleeping(self) -> int:
@@ -460,12 +467,33 @@ def _voucher_chars(spec: _Spec) -> tuple[str, ...]:
     return tuple(sorted({ch for v in spec.vouchers for ch in v.need or ()}))
 
 
-@functools.cache
-def _watched(policy: Policy) -> tuple[str, ...]:
-    """The characters some voucher of some stream of ``policy`` needs, worked out once per policy."""
-    specs = [spec for rule in policy.rules
-             for _, spec in (_pii_specs if rule.kind == "pii" else _regex_specs)(rule, policy.window)]
-    return tuple(sorted({ch for spec in specs for ch in _voucher_chars(spec)}))
+@dataclass(frozen=True)
+class _Plan:
+    """What each response's scan of one policy starts from: its rules' specs, the characters their vouchers
+    need, the least hold-back. Worked out once per policy object (hashing a policy is itself slow)."""
+
+    rules: tuple[tuple[Rule, tuple[tuple[Any, _Spec], ...]], ...]
+    watched: tuple[str, ...]
+    hold: int
+
+
+_PLANS: dict[int, tuple[weakref.ref[Policy], _Plan]] = {}
+
+
+def _plan(policy: Policy) -> _Plan:
+    entry = _PLANS.get(id(policy))
+    if entry is not None and entry[0]() is policy:
+        return entry[1]
+    rules = tuple((rule, (_pii_specs if rule.kind == "pii" else _regex_specs)(rule, policy.window))
+                  for rule in policy.rules)
+    specs = [spec for _, rule_specs in rules for _, spec in rule_specs]
+    plan = _Plan(rules, tuple(sorted({ch for spec in specs for ch in _voucher_chars(spec)})),
+                 max((spec.hold for spec in specs), default=0))
+    if len(_PLANS) >= 256:  # forget the policies gone since
+        for key in [key for key, (ref, _) in _PLANS.items() if ref() is None]:
+            del _PLANS[key]
+    _PLANS[id(policy)] = (weakref.ref(policy), plan)
+    return plan
 
 
 def _key(start: int, end: int, rule_id: str, rule_index: int, regex_index: int) -> _Key:
