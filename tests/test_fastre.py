@@ -9,7 +9,7 @@ import pytest
 
 from lmforge import pii
 from lmforge.compliance.policy import HAZARDS, parse_policy
-from lmforge.fastre import _FOLDS, fast_compile, faster, hoist_lookbehind
+from lmforge.fastre import _FOLDS, ascii_twin, fast_compile, faster, hoist_lookbehind
 
 
 @pytest.mark.parametrize(("pattern", "expected"), [
@@ -153,3 +153,34 @@ def test_detectors_and_rules_run_the_fast_form_and_analyse_the_written_one() -> 
     assert rule.regexes[0][1].pattern == r"(?<!\w)X-\d{4}"
     assert rule.search_regexes[0][1].pattern == r"X-\d(?<!(?:\w)X-\d)\d{3}"
     assert [v.span for v in rule.scan("id X-1234, aX-1234")] == [(3, 9)]
+
+
+def test_ascii_twins_match_exactly_as_written_on_ascii_text() -> None:
+    rng = random.Random(13)
+    texts = [text.encode("ascii", "replace").decode() + rng.choice(["", "\x1c", "\x1f ", "\t"])
+             for text in _texts(rng, 2000)]
+    gates = [re.compile(d.gate) for d in pii._DETECTORS if d.gate]
+    twins = 0
+    for regex in [faster(r) for r in _shipped()] + gates:
+        twin = ascii_twin(regex)
+        twins += twin is not regex
+        for text in texts:
+            pos = rng.randint(0, len(text))
+            expected = [(m.span(), m.groups()) for m in regex.finditer(text, pos)]
+            assert [(m.span(), m.groups()) for m in twin.finditer(text, pos)] == expected, (regex.pattern, text)
+    assert twins >= 30  # all but those with \s
+
+
+@pytest.mark.parametrize(("pattern", "flags", "twinned"), [
+    (r"(?<!\w)\d{3}-\d{4}\b", 0, True),
+    (r"(?-i:[sſ])x", re.IGNORECASE, True),  # a non-ASCII literal where case is not ignored
+    (r"a\sb", 0, False), (r"[^\S]", 0, False),  # Unicode counts \x1c-\x1f as space
+    ("\u212aelvin", re.IGNORECASE, False), (r"(?i:[\u0100-\u0200])", 0, False),  # the Kelvin sign folds to k
+    ("\u212aelvin", 0, True), (r"(?u)\d", 0, False), (r"\d", re.ASCII, False),
+])
+def test_ascii_twin_only_where_ascii_text_matches_the_same(pattern: str, flags: int, twinned: bool) -> None:
+    regex = re.compile(pattern, flags)
+    twin = ascii_twin(regex)
+    assert (twin is not regex) == twinned
+    if twinned:
+        assert twin.flags & re.ASCII and twin.pattern == pattern

@@ -31,7 +31,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from lmforge.fastre import faster
+from lmforge.fastre import ascii_twin, faster
 
 PII_KINDS = ("EMAIL", "PHONE", "CREDIT_CARD", "IBAN", "SSN", "IP_ADDRESS", "SECRET")
 
@@ -211,16 +211,22 @@ class _Detector:
     group: int = 0  # which group is the sensitive span ("api_key=<value>" scrubs only the value)
     gate: str = ""  # a regex in every match ``check`` passes, opening with a literal or class: else skip the text
     context: Callable[[str, int, int], bool] | None = None  # (text, start, end): confirms from the words around
-    # ``pattern`` compiled to search faster (lmforge.fastre), the same matches: what ``find`` runs.
+    # ``pattern`` compiled to search faster (lmforge.fastre), the same matches: what ``find`` runs, and on
+    # ASCII text its ASCII twin (``ascii_pattern``, ``ascii_gate``).
     search_pattern: re.Pattern[str] = field(init=False, repr=False, compare=False)
+    ascii_pattern: re.Pattern[str] = field(init=False, repr=False, compare=False)
+    ascii_gate: re.Pattern[str] | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "search_pattern", faster(self.pattern))
+        object.__setattr__(self, "ascii_pattern", ascii_twin(self.search_pattern))
+        object.__setattr__(self, "ascii_gate", ascii_twin(re.compile(self.gate)) if self.gate else None)
 
     def find(self, text: str) -> Iterable[PiiMatch]:
-        if self.gate and not _compiled(self.gate).search(text):
+        ascii = text.isascii()
+        if self.ascii_gate is not None and not (self.ascii_gate if ascii else _compiled(self.gate)).search(text):
             return
-        for m in self.search_pattern.finditer(text):
+        for m in (self.ascii_pattern if ascii else self.search_pattern).finditer(text):
             if (match := self.confirm(text, m)) is not None:
                 yield match
 

@@ -87,6 +87,7 @@ from lmforge.compliance.policy import (
     regex_run_anchor,
 )
 from lmforge.compliance.verdict import Verdict
+from lmforge.fastre import ascii_twin
 from lmforge.pii import PiiMatch, detectors_for
 
 # scan's order: start, longest first, rule id (filter._order), then the rule's and the regex's position
@@ -221,6 +222,7 @@ class _Voucher:
     # the raw matches it lacks still take their place in the finditer, so it cannot say where to search from.
     raw: bool = True
     hold: int = field(init=False)
+    ascii: re.Pattern[str] = field(init=False)  # ``regex``'s twin for ASCII text (lmforge.fastre.ascii_twin)
     # Characters one of which every match of ``regex`` holds (``digit``: or any decimal digit); None: unknown.
     # Where ``_Seen`` has none of them from a position on, the regex matches nowhere there: no search needed.
     need: frozenset[str] | None = field(init=False)
@@ -228,6 +230,7 @@ class _Voucher:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hold", self.offset + self.reach)
+        object.__setattr__(self, "ascii", ascii_twin(self.regex))
         need, digit = regex_required_chars(self.regex) or (None, False)
         object.__setattr__(self, "need", need if need or digit else None)
         object.__setattr__(self, "digit", digit)
@@ -248,8 +251,10 @@ class _Spec:
     # there instead of at the resume point (an email's search, at most 64 characters before the next '@').
     jump: int = field(init=False)
     sleeps: bool = field(init=False)  # its first voucher needs some character: it may sleep (see _Seen)
+    ascii: re.Pattern[str] = field(init=False)  # ``regex``'s twin for ASCII text (lmforge.fastre.ascii_twin)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "ascii", ascii_twin(self.regex))
         object.__setattr__(self, "hold", self.vouchers[0].hold if self.vouchers else self.reach)
         object.__setattr__(self, "sleeps", bool(self.vouchers) and self.vouchers[0].need is not None)
         jump = next((i for i, v in enumerate(self.vouchers) if v.raw), -1)
@@ -321,8 +326,10 @@ class _RegexStream:
             return []
         last = n if final else self._last(text)  # an attempt starting at or before this reads only known text
         found, pos = [], self._pos
+        ascii = text.isascii()  # what a search reads, all known, is ASCII too: the twins find the same
+        regex = spec.ascii if ascii else spec.regex
         if spec.jump < 0:
-            for m in spec.regex.finditer(text, pos):
+            for m in regex.finditer(text, pos):
                 if m.start() > last:
                     break
                 found.append(m)
@@ -336,11 +343,11 @@ class _RegexStream:
             at = self._probe[3]  # where _absent found it, searching from _pos
             while True:
                 start = max(pos, clear if at < 0 else min(at - voucher.offset, clear))
-                if start > last or (m := spec.regex.search(text, start)) is None or m.start() > last:
+                if start > last or (m := regex.search(text, start)) is None or m.start() > last:
                     break
                 found.append(m)
                 pos = m.end()  # not empty: it holds the voucher
-                at = v.start() if (v := voucher.regex.search(text, pos)) is not None else -1
+                at = v.start() if (v := (voucher.ascii if ascii else voucher.regex).search(text, pos)) else -1
         # Every attempt from pos to last failed, as it would on the whole text, so that finditer would be at
         # last + 1 with nothing pending (also after an empty match, which always ends at or before last).
         self._pos = max(pos, last + 1)
@@ -369,10 +376,11 @@ class _RegexStream:
         seen = self._seen
         if seen.length != n:
             seen.update(text)
+        ascii = text.isascii()
         for i, voucher in enumerate(self.spec.vouchers):
             start = max(self._pos, self._clear_from[i])
             lacking = seen.lacks(voucher, start)
-            if lacking or (m := voucher.regex.search(text, start)) is None:
+            if lacking or (m := (voucher.ascii if ascii else voucher.regex).search(text, start)) is None:
                 self._clear_from[i] = max(self._clear_from[i], n - voucher.reach + 1)
                 absent = voucher
                 if lacking and i == 0 and not self.asleep:

@@ -33,7 +33,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from lmforge.compliance.verdict import Action, Verdict
-from lmforge.fastre import faster
+from lmforge.fastre import ascii_twin, faster
 from lmforge.pii import MAX_MATCH_CHARS, PII_KINDS, find_pii
 
 # lmforge.pii's detectors look at most this many characters past a match (e.g. ``(?![\w-]|[.,-]\d)``);
@@ -67,17 +67,20 @@ class Rule:
     regexes: tuple[tuple[str, re.Pattern[str]], ...] = ()
     pii_kinds: tuple[str, ...] = ()
     replacement: str = "[redacted]"
-    # ``regexes`` compiled to search faster (lmforge.fastre), the same matches: what scans run.
+    # ``regexes`` compiled to search faster (lmforge.fastre), the same matches: what scans run, and on ASCII
+    # text their ASCII twins (``ascii_regexes``).
     search_regexes: tuple[tuple[str, re.Pattern[str]], ...] = field(init=False, repr=False, compare=False)
+    ascii_regexes: tuple[tuple[str, re.Pattern[str]], ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "search_regexes", tuple((c, faster(r)) for c, r in self.regexes))
+        object.__setattr__(self, "ascii_regexes", tuple((c, ascii_twin(r)) for c, r in self.search_regexes))
 
     def scan(self, text: str) -> list[Verdict]:
         if self.kind == "pii":
             return [self.verdict(f"pii.{m.kind}", (m.start, m.end)) for m in find_pii(text, self.pii_kinds)]
         found = []
-        for category, regex in self.search_regexes:
+        for category, regex in self.ascii_regexes if text.isascii() else self.search_regexes:
             for m in regex.finditer(text):
                 if m.end() > m.start():  # an empty match redacts nothing
                     found.append(self.verdict(category, m.span()))

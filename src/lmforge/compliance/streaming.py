@@ -26,7 +26,7 @@ stream whose voucher is absent runs no regex, and on prose most of them sleep un
 voucher needs arrives (see ``incremental._Seen``). Scans come half the unsettled length apart, at least
 ``MIN_SPACING`` characters and ``SPACING_PER_WOKEN`` per stream woken from sleep, so a re-read costs at most ~2x the
 text for any regex and the fixed cost of a scan stays small; the shipped policy over 4-character chunks costs
-~0.65 ms/KB on prose and ~0.7 on PII-dense text (~2x ``apply_policy``). On long texts the spacing grows to
+~0.6 ms/KB on prose and on PII-dense text on 2 idle cores (~2x ``apply_policy``). On long texts the spacing grows to
 ``len / 256`` so that joining the chunks stays linear too. Latency: the first text leaves once ``hold``
 characters have come after it, then in steps of the spacing (61 characters on prose with the shipped policy;
 ~360 on PII-dense text, where 13 streams are woken). Fail closed: an exception inside blocks the stream.
