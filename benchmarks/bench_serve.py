@@ -14,7 +14,12 @@ else a random-weight Llama of the same shape built here). Every request is greed
 
 1. Throughput (output tokens/s): vLLM's server with every prompt in flight at once (streamed, as vLLM's
    benchmark_serving.py sends, and non-streamed), HF ``generate`` one prompt at a time, HF ``generate`` on one
-   left-padded batch of all prompts. Targets: vLLM >= 5x HF sequential, >= 2x HF batched.
+   left-padded batch of all prompts. Targets: vLLM >= 5x HF sequential, >= 2x HF batched. Twice: every request
+   ``--max-tokens`` long (HF batching's best case: no row waits for another), then with mixed lengths, eight
+   steps from 1/8 of that to all of it, as chat traffic asks. HF's batch then runs to its longest request
+   (static batching cannot let a row leave early) and only the tokens each request asked for count; vLLM's
+   continuous batching drops a request when it is done (no new ones arrive to take its place: all are sent at
+   once).
 2. Streaming latency with benchmark_serving.py's definitions: TTFT = request sent to the first chunk that
    carries choices; TPOT = (latency - TTFT) / (output tokens - 1) per request; ITL = the gaps between chunks,
    pooled over requests. Directly, and through the gateway with the shipped policy and with a minimal one.
@@ -64,6 +69,8 @@ PII_PROSE = ("The committee met on Tuesday to review the harbor budget. For deta
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", type=Path, default=None, help="HF model dir (default: runs/tiny student)")
+    parser.add_argument("--random-like", metavar="PROFILE", default=None,
+                        help="instead, a random-weight Llama shaped like PROFILE's pretrained model (e.g. small: 14 M)")
     parser.add_argument("--prompts", type=int, default=32, help="distinct prompts (all in flight at once)")
     parser.add_argument("--max-tokens", type=int, default=128, help="output tokens per request")
     parser.add_argument("--sequential-requests", type=int, default=30, help="requests per arm in 3 and 5")
@@ -79,7 +86,8 @@ def main() -> None:
 
     envs.apply_offline_defaults()
     print(f"cores {os.cpu_count()}, load average at start {_load()}; work dir {work}")
-    model_dir = args.model or _default_model(work)
+    model_dir = args.model or (_random_model(work / "model", args.random_like) if args.random_like
+                               else _default_model(work))
     prompts = [f"{BASE_PROMPTS[i % len(BASE_PROMPTS)]} ({i})" for i in range(args.prompts)]
     from lmforge.config import load_config
 
@@ -89,12 +97,16 @@ def main() -> None:
           f"{serve.stream_interval}, enforce_eager {serve.enforce_eager}, dtype {serve.dtype}\n")
 
     filt = bench_filter()  # first, on cores no server is starting or stopping on
-    hf = bench_hf(model_dir, prompts, args.max_tokens)
+    fixed, mixed = [args.max_tokens] * len(prompts), mixed_lengths(len(prompts), args.max_tokens)
+    hf = bench_hf(model_dir, prompts, fixed)
+    hf_mixed = bench_hf(model_dir, prompts, mixed, sequential=False)
     with Servers(model_dir, serve, work, args.max_tokens, args.startup_timeout) as servers:
         print(f"vLLM ready in {servers.vllm_ready_s:.0f}s\n")
         asyncio.run(_warm(servers, prompts))
         streamed = asyncio.run(run_concurrent(servers.vllm_url, None, servers.model, prompts, args.max_tokens, True))
         whole = asyncio.run(run_concurrent(servers.vllm_url, None, servers.model, prompts, args.max_tokens, False))
+        streamed_mixed = asyncio.run(run_concurrent(servers.vllm_url, None, servers.model, prompts, mixed, True))
+        whole_mixed = asyncio.run(run_concurrent(servers.vllm_url, None, servers.model, prompts, mixed, False))
         via_gateway = asyncio.run(run_concurrent(servers.gateway_url, servers.key, servers.model, prompts,
                                                  args.max_tokens, True))
         via_minimal = asyncio.run(run_concurrent(servers.minimal_url, servers.key, servers.model, prompts,
@@ -103,7 +115,10 @@ def main() -> None:
         holdback = asyncio.run(run_interleaved(servers, prompts, args.max_tokens, args.sequential_requests, True))
         window = servers.window
 
-    report_throughput(hf, streamed, whole)
+    report_throughput(hf, streamed, whole, "every request the same length")
+    report_throughput(hf_mixed | {"sequential": hf["sequential"]}, streamed_mixed, whole_mixed,
+                      f"mixed lengths {min(mixed)}-{max(mixed)}, mean {statistics.mean(mixed):.0f}; HF sequential "
+                      "as above")
     report_latency({"vLLM direct": streamed, "gateway, shipped policy": via_gateway,
                     "gateway, minimal policy": via_minimal})
     report_overhead(overhead)
@@ -139,28 +154,40 @@ class Batch:
         return self.output_tokens / self.seconds
 
 
-def bench_hf(model_dir: Path, prompts: list[str], max_tokens: int) -> dict[str, float]:
-    """Output tokens/s of HF generate, sequential and one left-padded batch (greedy, fixed length)."""
+def mixed_lengths(n: int, longest: int) -> list[int]:
+    """``n`` output lengths in eight even steps from ``longest / 8`` to ``longest``, the steps interleaved."""
+    return [max(1, longest * (1 + i * 5 % 8) // 8) for i in range(n)]
+
+
+def bench_hf(model_dir: Path, prompts: list[str], lengths: list[int], sequential: bool = True) -> dict[str, float]:
+    """Output tokens/s of HF generate (greedy, request i exactly ``lengths[i]`` tokens): one prompt at a time, and
+    one left-padded batch of all, which runs to the longest length; a row's tokens past its own length are
+    generated but not counted (a static batch cannot release a row early)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(model_dir)
     tok.padding_side = "left"
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
-    gen = dict(max_new_tokens=max_tokens, min_new_tokens=max_tokens, do_sample=False, pad_token_id=tok.pad_token_id)
+    def gen(length: int) -> dict:
+        return dict(max_new_tokens=length, min_new_tokens=length, do_sample=False, pad_token_id=tok.pad_token_id)
+
+    out: dict[str, float] = {}
     with torch.inference_mode():
-        model.generate(**tok(prompts[:2], return_tensors="pt", padding=True), **gen)  # warm-up
-        began, produced = time.perf_counter(), 0
-        for prompt in prompts:
-            enc = tok(prompt, return_tensors="pt")
-            produced += model.generate(**enc, **gen).shape[1] - enc["input_ids"].shape[1]
-        sequential = produced / (time.perf_counter() - began)
+        model.generate(**tok(prompts[:2], return_tensors="pt", padding=True), **gen(max(lengths)))  # warm-up
+        if sequential:
+            began, produced = time.perf_counter(), 0
+            for prompt, length in zip(prompts, lengths, strict=True):
+                enc = tok(prompt, return_tensors="pt")
+                produced += model.generate(**enc, **gen(length)).shape[1] - enc["input_ids"].shape[1]
+            out["sequential"] = produced / (time.perf_counter() - began)
         enc = tok(prompts, return_tensors="pt", padding=True)
         began = time.perf_counter()
-        out = model.generate(**enc, **gen)
-        batched = out.shape[0] * (out.shape[1] - enc["input_ids"].shape[1]) / (time.perf_counter() - began)
-    print(f"HF generate: sequential {sequential:.0f} tok/s, batched ({len(prompts)}) {batched:.0f} tok/s")
-    return {"sequential": sequential, "batched": batched}
+        generated = model.generate(**enc, **gen(max(lengths))).shape[1] - enc["input_ids"].shape[1]
+        out["batched"] = sum(min(length, generated) for length in lengths) / (time.perf_counter() - began)
+    print(f"HF generate, {'same length' if len(set(lengths)) == 1 else 'mixed lengths'}: " + ", ".join(
+        f"{name} {rate:.0f} tok/s" for name, rate in out.items()) + f" (batch of {len(prompts)})")
+    return out
 
 
 async def one_request(http, url: str, key: str | None, model: str, prompt: str, max_tokens: int,
@@ -201,13 +228,15 @@ async def one_request(http, url: str, key: str | None, model: str, prompt: str, 
     return run
 
 
-async def run_concurrent(url: str, key: str | None, model: str, prompts: list[str], max_tokens: int,
+async def run_concurrent(url: str, key: str | None, model: str, prompts: list[str], max_tokens: int | list[int],
                          stream: bool) -> Batch:
     import httpx
 
     async with httpx.AsyncClient(timeout=600, limits=httpx.Limits(max_connections=len(prompts))) as http:
         began = time.perf_counter()
-        runs = await asyncio.gather(*(one_request(http, url, key, model, p, max_tokens, stream) for p in prompts))
+        lengths = max_tokens if isinstance(max_tokens, list) else [max_tokens] * len(prompts)
+        runs = await asyncio.gather(*(one_request(http, url, key, model, p, length, stream)
+                                      for p, length in zip(prompts, lengths, strict=True)))
         return Batch(list(runs), time.perf_counter() - began)
 
 
@@ -328,8 +357,8 @@ class Servers:
 
 
 # ------------------------------------------------------------------------------------------------- reports
-def report_throughput(hf: dict[str, float], streamed: Batch, whole: Batch) -> None:
-    print("\n== 1. Throughput (output tokens/s; same model, prompts, greedy, fixed length)")
+def report_throughput(hf: dict[str, float], streamed: Batch, whole: Batch, lengths: str) -> None:
+    print(f"\n== 1. Throughput (output tokens/s; same model, prompts, greedy; {lengths})")
     rows = [("HF generate, sequential", hf["sequential"]), ("HF generate, batched", hf["batched"]),
             (f"vLLM server, {len(streamed.runs)} in flight, streamed", streamed.tokens_per_s),
             (f"vLLM server, {len(whole.runs)} in flight, non-streamed", whole.tokens_per_s)]
@@ -397,8 +426,9 @@ def _default_model(work: Path) -> Path:
     return _random_model(work / "model")
 
 
-def _random_model(out: Path) -> Path:
-    """A random-weight Llama shaped like the tiny profile's student, with a BPE tokenizer on the shipped prose."""
+def _random_model(out: Path, like: str | None = None) -> Path:
+    """A random-weight Llama shaped like the tiny profile's student, or like profile ``like``'s pretrained model,
+    with a BPE tokenizer of that profile's vocabulary size trained on the shipped prose."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
@@ -410,11 +440,12 @@ def _random_model(out: Path) -> Path:
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    tok.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=2048, special_tokens=["<|endoftext|>", "<|pad|>"],
+    config = load_config(like or "tiny")
+    tok.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=config.data.vocab_size, special_tokens=["<|endoftext|>", "<|pad|>"],
                                                        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|endoftext|>", eos_token="<|endoftext|>",
                                    pad_token="<|pad|>")
-    shape = load_config("tiny").distill.student
+    shape = config.pretrain.model if like else config.distill.student
     torch.manual_seed(0)
     model = LlamaForCausalLM(LlamaConfig(
         vocab_size=len(fast), hidden_size=shape.hidden_size, intermediate_size=shape.intermediate_size,

@@ -58,7 +58,10 @@ def _register(cfg: LMForgeConfig, model_dir: Path) -> str:
 
 
 def test_canary_promotes_a_healthy_challenger(overrides: list[str], tiny_model_dir: Path) -> None:
-    cfg = _cfg(overrides)
+    # The same model on both arms, but each arm's p99 here is the slowest of ~5 answers on 2 shared cores: a run
+    # on 2026-12-02 rolled this back at 2.1x and 3.4x (1.3 s against 0.6 s), the next passed at 1.19x. So the
+    # latency bar is 4x here; it is still judged (below), and unit tests hold the 2x default to its figures.
+    cfg = _cfg(overrides, "rollout.max_p99_latency_ratio=4.0")
     name = cfg.model_name("student")
     champion = _register(cfg, tiny_model_dir)
     promote_to_champion(cfg, name, champion, by="test", reason="first release")
@@ -69,6 +72,8 @@ def test_canary_promotes_a_healthy_challenger(overrides: list[str], tiny_model_d
     print(f"\n[integration] canary: {report['reason']} ({report['seconds']}s)")
     assert report["decision"] == "promote", report["reason"]
     assert [s["share"] for s in report["steps"] if s["passed"]] == [10, 50, 100]
+    judged = {s["share"]: s["p99_ratio"] is not None for s in report["steps"] if s["passed"]}
+    assert judged == {10: False, 50: True, 100: True}  # latency judged, but not on the 10 % step's 2 answers
     first = report["steps"][0]
     assert first["client"]["versions"] == {champion: 18, challenger: 2}  # 10 % of 20, by the gateway's counter
     assert first["challenger"]["requests"] == 2 and first["champion"]["requests"] == 18
