@@ -441,8 +441,9 @@ def _random_model(out: Path, like: str | None = None) -> Path:
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     config = load_config(like or "tiny")
-    tok.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=config.data.vocab_size, special_tokens=["<|endoftext|>", "<|pad|>"],
-                                                       initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    trainer = trainers.BpeTrainer(vocab_size=config.data.vocab_size, special_tokens=["<|endoftext|>", "<|pad|>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(texts, trainer)
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|endoftext|>", eos_token="<|endoftext|>",
                                    pad_token="<|pad|>")
     shape = config.pretrain.model if like else config.distill.student

@@ -22,6 +22,11 @@ from lmforge.fastre import _FOLDS, ascii_twin, fast_compile, faster, hoist_lookb
     (r"(?i)(?<!q)ab", r"(?i)ab(?<!(?:q)ab)"),
     (r"(?<!\w)(?:ab|\-c|d(?:e|f))(?!\w)", r"[\-ad](?<!(?:\w)(?s:.))(?:(?<=a)b|(?<=\-)c|(?<=d)(?:e|f))(?!\w)"),
     (r"(?i)(?<=a|b)(?:sk|Ok)x", r"(?i)(?-i:[OSosſ])(?<=(?:a|b)(?s:.))(?:(?<=s)k|(?<=O)k)x"),
+    # Branches led by a class or a repeated atom: the class takes them in, the first copy is hoisted.
+    (r"(?<!\w)(?:a|[bc])", r"[abc](?<!(?:\w)(?s:.))(?:(?<=a)|(?<=[bc]))"),
+    (r"(?<![\w+])(?:\+1 ?x|\(\d{3}\)y|\d{3}z)",
+     r"[\(\+\d](?<!(?:[\w+])(?s:.))(?:(?<=\+)1 ?x|(?<=\()\d{3}\)y|(?<=\d)\d{2}z)"),
+    (r"(?<!\w)(?:\d{2,}?x|b)", r"[b\d](?<!(?:\w)(?s:.))(?:(?<=\d)\d{1,}?x|(?<=b))"),
 ])
 def test_hoists_what_every_match_opens_with(pattern: str, expected: str) -> None:
     assert hoist_lookbehind(pattern, only_rare=False) == expected
@@ -34,7 +39,9 @@ def test_hoists_only_an_opening_that_is_rare_in_prose() -> None:
 
 
 @pytest.mark.parametrize("pattern", [
-    r"(?<!\w)(?:a|[bc])", r"(?<!\w)(?:a|b?c)", r"(?<!\w)(?:a|b)+", r"(?<!\w)(?:a|\bc)",  # branches not led by one
+    r"(?<!\w)(?:a|b?c)", r"(?<!\w)(?:a|b)+", r"(?<!\w)(?:a|\bc)", r"(?<!\w)(?:a|b++)",  # branches not led by one
+    r"(?<!\w)(?:[^a]|b)", r"(?<!\w)(?:[-a]|b)", r"(?<!\w)(?:[a-]|b)", r"(?<!\w)(?:[]a]|b)",  # classes that would
+    r"(?i)(?<!\w)(?:[a-c]|d)",  # not mean the same in one class; a class's folds under IGNORECASE
     r"(?<!\w)(?:a|)",  # literal, or an empty one
     r"(?<!a)b?c", r"(?<!a)b*c", r"(?<!a)(?:b?c)+d",  # optional first atoms
     r"(?<!a)b++c", r"(?<!a)(?:bc){2}+d",  # possessive
@@ -81,6 +88,19 @@ def test_term_branches_match_exactly_as_written() -> None:
                 assert [m.span() for m in fast.finditer(text, pos)] == expected, (pattern, flags, text)
 
 
+def test_nanp_phones_written_as_branches_match_as_the_compact_form() -> None:
+    # The NANP detector spells out its optional country prefix so that fastre can hoist it (see pii._NANP_AREA).
+    nanp = next(d for d in pii._DETECTORS if d.kind == "PHONE")
+    compact = re.compile(pii.NANP_COMPACT)
+    assert nanp.search_pattern.pattern.startswith(r"[\(\+01\d](?<!")
+    rng = random.Random(19)
+    for text in _texts(rng, 4000) + ["+1 202-555-0143x123", "1 (202) 555-0143", "001-202-555-0143", "1202.555.0143"]:
+        pos = rng.randint(0, len(text))
+        expected = [(m.span(), m.groups()) for m in compact.finditer(text, pos)]
+        assert [(m.span(), m.groups()) for m in nanp.pattern.finditer(text, pos)] == expected, text
+        assert [(m.span(), m.groups()) for m in nanp.search_pattern.finditer(text, pos)] == expected, text
+
+
 def test_verbose_flag_and_errors_keep_the_pattern_as_written() -> None:
     assert fast_compile(r"(?<!a)b", re.VERBOSE).pattern == r"(?<!a)b"
     with pytest.raises(re.error, match="look-behind requires fixed-width"):
@@ -123,16 +143,29 @@ def test_hoisted_patterns_match_exactly_as_written() -> None:
     assert hoisted >= 8  # most PII detectors open with a lookbehind and a digit, a literal or a class
 
 
-def test_random_patterns_match_exactly_as_written() -> None:
-    rng = random.Random(11)
-    atoms = [r"\d", "[a-c]", "b", r"\-", r"[^a]", r"\w", "(?:ab)", "(?:a|b)", "(c)", r"\s"]
+def _random_pattern(rng: random.Random, branched: bool) -> str:
+    """A lookbehind, then a run of random atoms or (``branched``) a group of 2-4 branches of them and a tail."""
+    atoms = [r"\d", "[a-c]", "b", r"\-", r"[^a]", r"\w", "(?:ab)", "(?:a|b)", "(c)", r"\s"] + \
+        ([r"\(", "[1-]"] if branched else [])
     quantifiers = ["", "", "?", "+", "*", "{2}", "{1,3}", "{2,}", "+?", "{1,2}?"]
     behinds = [r"(?<!a)", r"(?<=\d)", r"(?<![\w-])", r"(?<!ab|c\d)", r"(?<=[^b])"]
-    texts = ["".join(rng.choices("aabbc-12 _x\n", k=rng.randint(0, 14))) for _ in range(400)]
+
+    def run(most: int) -> str:
+        return "".join(rng.choice(atoms) + rng.choice(quantifiers) for _ in range(rng.randint(1, most)))
+
+    if not branched:
+        return rng.choice(behinds) + run(4)
+    branches = "|".join(run(3) for _ in range(rng.randint(2, 4)))
+    return rng.choice(behinds) + f"(?:{branches})" + rng.choice(["", r"\d", "(?!b)", "x?"])
+
+
+@pytest.mark.parametrize(("branched", "least"), [(False, 100), (True, 40)])
+def test_random_patterns_match_exactly_as_written(branched: bool, least: int) -> None:
+    rng = random.Random(11 + branched)
+    texts = ["".join(rng.choices("aabbc-12 _x(\n", k=rng.randint(0, 14))) for _ in range(400)]
     changed = 0
-    for _ in range(300):
-        body = "".join(rng.choice(atoms) + rng.choice(quantifiers) for _ in range(rng.randint(1, 4)))
-        pattern = rng.choice(behinds) + body
+    for _ in range(300 + 100 * branched):
+        pattern = _random_pattern(rng, branched)
         try:
             regex = re.compile(pattern)
         except re.error:
@@ -142,7 +175,7 @@ def test_random_patterns_match_exactly_as_written() -> None:
         for text in texts:
             expected = [(m.span(), m.groups()) for m in regex.finditer(text)]
             assert [(m.span(), m.groups()) for m in fast.finditer(text)] == expected, (pattern, fast.pattern, text)
-    assert changed > 100
+    assert changed > least
 
 
 def test_detectors_and_rules_run_the_fast_form_and_analyse_the_written_one() -> None:

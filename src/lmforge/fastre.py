@@ -143,12 +143,14 @@ _FOLDS = {"i": "\u0130\u0131", "k": "\u212a", "s": "\u017f"}
 
 def _hoist_into_branches(lead: str, behind: str, rest: str, ignorecase: bool, only_rare: bool) -> str | None:
     """``(?<!B)(?:a1|b2|...)REST -> [ab...](?<!(?:B)(?s:.))(?:(?<=a)1|(?<=b)2|...)REST`` where each branch opens
-    with one literal character (the terms of a term rule), else None.
+    with one character atom at least once (a term rule's literals; a phone's ``\\+``, ``\\(`` and ``\\d{3}``,
+    which gives ``(?<=\\d)\\d{2}``), else None.
 
-    The class holds every character a branch's first literal matches (under IGNORECASE, its cases and folds,
-    with the flag off inside the class so that ``re`` scans for it in C). Past it, the lookbehind reads the
-    same characters as before plus the one the class matched, and each branch checks that character against
-    its literal as written, in the same order: the same matches. It pays where those characters are not
+    The class holds every character a branch's first atom matches (a literal under IGNORECASE: its cases and
+    folds, with the flag off inside the class so that ``re`` scans for it in C; a class or ``\\d``-like atom
+    as it is, not under IGNORECASE, whose folds of ranges are not listed here). Past it, the lookbehind reads
+    the same characters as before plus the one the class matched, and each branch checks that character
+    against its atom as written, in the same order: the same matches. It pays where those characters are not
     most of the text: a third of prose positions at most."""
     end = _group_end(rest, 0) if rest.startswith("(?:") else None
     if end is None or _quantifier_at(rest, end + 1)[3] != end + 1:
@@ -157,23 +159,46 @@ def _hoist_into_branches(lead: str, behind: str, rest: str, ignorecase: bool, on
     if alternatives is None or len(alternatives) < 2:
         return None
     heads: set[str] = set()
+    sets: list[str] = []  # class atoms' insides and \d-like atoms, as they go into the class
     branches = []
     for alt in alternatives:
         atom_end = _atom_end(alt, 0) if alt else None
-        if atom_end is None or alt[0] == "[" or alt[0] == "\\" and alt[1] in _CATEGORIES \
-                or _quantifier_at(alt, atom_end)[3] != atom_end:
-            return None  # not one literal character, exactly once
-        literal = alt[atom_end - 1]
-        if ignorecase and not literal.isascii():
-            return None  # its folds are not listed here
-        heads |= {literal, literal.lower(), literal.upper(), *_FOLDS.get(literal.lower(), "")} \
-            if ignorecase else {literal}
-        branches.append(f"(?<={alt[:atom_end]}){alt[atom_end:]}")
-    chars = "[" + "".join(re.escape(ch) for ch in sorted(heads)) + "]"
+        if atom_end is None:
+            return None
+        low, high, mode, end_q = _quantifier_at(alt, atom_end)
+        if low < 1 or mode == "+":
+            return None  # optional, or possessive
+        atom = alt[:atom_end]
+        again = "" if high == 1 else atom + _quantifier(low - 1, high, mode)
+        if atom[0] == "[" or atom[0] == "\\" and atom[1] in _CATEGORIES:
+            inside = atom[1:-1] if atom[0] == "[" else atom
+            if ignorecase or not _joinable(inside):
+                return None
+            sets.append(inside)
+        else:
+            literal = atom[-1]
+            if ignorecase and not literal.isascii():
+                return None  # its folds are not listed here
+            heads |= {literal, literal.lower(), literal.upper(), *_FOLDS.get(literal.lower(), "")} \
+                if ignorecase else {literal}
+        branches.append(f"(?<={atom}){again}{alt[end_q:]}")
+    chars = "[" + "".join(re.escape(ch) for ch in sorted(heads)) + "".join(sets) + "]"
     head = f"(?-i:{chars})" if ignorecase else chars
     if only_rare and not _rare(lead + head, per=3):
         return None
     return f"{lead}{head}{behind[:4]}(?:{behind[4:-1]})(?s:.))(?:{'|'.join(branches)}){rest[end + 1:]}"
+
+
+_SET_OPERATORS = re.compile(r"--|&&|~~|\|\|")  # what re may read as set operations one day (FutureWarning)
+
+
+def _joinable(inside: str) -> bool:
+    """True if a class's inside (or a ``\\d``-like atom) means the same beside others in one class."""
+    if inside[:1] in ("^", "]", "-") or "[" in inside or _SET_OPERATORS.search(inside):
+        return False  # negated, a leading "]" or "-" (literal only there), a nested or operator look
+    if inside.endswith("-"):  # a literal "-" last; beside the next item it would make a range
+        return inside.endswith("\\-") and not inside.endswith("\\\\-")
+    return True
 
 
 def _alternatives(s: str) -> list[str] | None:
