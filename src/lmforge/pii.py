@@ -28,7 +28,7 @@ import math
 import re
 import re._parser as sre_parse  # stdlib regex parser: gives each pattern's (min, max) match width
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from lmforge.fastre import ascii_twin, faster
@@ -211,6 +211,10 @@ class _Detector:
     group: int = 0  # which group is the sensitive span ("api_key=<value>" scrubs only the value)
     gate: str = ""  # a regex in every match ``check`` passes, opening with a literal or class: else skip the text
     context: Callable[[str, int, int], bool] | None = None  # (text, start, end): confirms from the words around
+    # A string in every match of ``pattern`` at most ``anchor_offset`` characters past its start (the email's "@",
+    # 64 in): ``find`` searches only from the next one less that (``_anchored``), not from every word.
+    anchor: str = ""
+    anchor_offset: int = 0
     # ``pattern`` compiled to search faster (lmforge.fastre), the same matches: what ``find`` runs, and on
     # ASCII text its ASCII twin (``ascii_pattern``, ``ascii_gate``).
     search_pattern: re.Pattern[str] = field(init=False, repr=False, compare=False)
@@ -226,7 +230,8 @@ class _Detector:
         ascii = text.isascii()
         if self.ascii_gate is not None and not (self.ascii_gate if ascii else _compiled(self.gate)).search(text):
             return
-        for m in (self.ascii_pattern if ascii else self.search_pattern).finditer(text):
+        regex = self.ascii_pattern if ascii else self.search_pattern
+        for m in _anchored(regex, text, self.anchor, self.anchor_offset) if self.anchor else regex.finditer(text):
             if (match := self.confirm(text, m)) is not None:
                 yield match
 
@@ -243,6 +248,19 @@ class _Detector:
         """Characters past a match start this detector reads: the longest match, plus the context after it."""
         width = sre_parse.parse(self.pattern.pattern, self.pattern.flags).getwidth()[1]
         return width + (CUE_CHARS if self.context is not None else 0)
+
+
+def _anchored(regex: re.Pattern[str], text: str, anchor: str, offset: int) -> Iterator[re.Match[str]]:
+    """``regex.finditer(text)`` for a regex whose matches are not empty and each hold ``anchor`` at most
+    ``offset`` characters past their start. A match starting at or after ``pos`` holds an anchor there too, so
+    at or after the first one from ``pos``, ``at``: it starts at ``at - offset`` or later, and a search from
+    there finds the one finditer would (a lookbehind still reads the text before it)."""
+    pos = 0
+    while (at := text.find(anchor, pos)) >= 0:
+        if (m := regex.search(text, max(pos, at - offset))) is None:
+            return
+        yield m
+        pos = m.end()
 
 
 @functools.cache
@@ -267,7 +285,7 @@ NANP_COMPACT = rf"(?<![\w+.])(?:\+?1{_SEP}?|001{_SEP})?{_NANP_AREA}{_NANP_LINE}"
 _DETECTORS: tuple[_Detector, ...] = (
     _Detector("EMAIL", re.compile(
         r"(?<![\w.%+-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@(?:[A-Za-z0-9-]{1,63}\.){1,6}[A-Za-z]{2,24}(?![\w-])"),
-        gate="@"),
+        gate="@", anchor="@", anchor_offset=64),
     _Detector("PHONE", re.compile(  # NANP: (202) 555-0143, 202.555.0143, +1 202-555-0143x123, 001-202-555-0143
         rf"(?<![\w+.])(?:{'|'.join(_NANP_BRANCHES)})"), _phone_ok, gate=r"\d\d\d[ .-]\d{4}"),  # not \d{3}: see _NANP
     _Detector("PHONE", re.compile(  # European national: 0131 496 0900, (0306) 9990087, 03 58 96 36 51

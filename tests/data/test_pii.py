@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import random
 import re
 
 import pytest
@@ -152,6 +153,28 @@ def test_every_confirmed_match_holds_its_gate() -> None:
             for m in detector.pattern.finditer(text):
                 if detector.confirm(text, m) is not None:
                     assert gate.search(text, m.start(), m.end()), (detector.pattern.pattern, m.group())
+
+
+def test_anchored_search_finds_what_finditer_finds() -> None:
+    # A detector with an anchor searches from the next anchor less its offset: sound only if every raw match
+    # holds it that near its start, which the streaming filter's own anchor analysis must agree with.
+    from lmforge.compliance.policy import regex_anchor
+
+    rng = random.Random(29)
+    local, tail = "a.b_c%d+e-f9", ["@ex.com", "@a.b.cc", "@@", "@x", " @ y.org", ".@", "@-x.io"]
+    texts = ["".join(rng.choice([rng.choice(tail), "".join(rng.choices(local, k=rng.randint(0, 70))), " ", "\n"])
+                     for _ in range(rng.randint(1, 12))) for _ in range(3000)]
+    texts += ["a" * 64 + "@ex.com", "a" * 65 + "@ex.com", " " + "b" * 63 + "@x.io", "x@y.zz" * 5]
+    anchored = [d for d in pii._DETECTORS if d.anchor]
+    assert [d.kind for d in anchored] == ["EMAIL"]
+    for detector in anchored:
+        found = regex_anchor(detector.pattern)
+        assert found is not None and found.regex.pattern == re.escape(detector.anchor)
+        assert found.offset <= detector.anchor_offset
+        for text in texts:
+            expected = [m.span() for m in detector.search_pattern.finditer(text)]
+            assert [m.span() for m in pii._anchored(detector.search_pattern, text, detector.anchor,
+                                                    detector.anchor_offset)] == expected, text
 
 
 def test_detectors_for_keeps_find_pii_order_and_rejects_unknown_kinds() -> None:
