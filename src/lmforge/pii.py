@@ -22,7 +22,6 @@ Used by the data stage (``lmforge.data``) to scrub the corpus and by the complia
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 import math
 import re
@@ -216,19 +215,23 @@ class _Detector:
     anchor: str = ""
     anchor_offset: int = 0
     # ``pattern`` compiled to search faster (lmforge.fastre), the same matches: what ``find`` runs, and on
-    # ASCII text its ASCII twin (``ascii_pattern``, ``ascii_gate``).
+    # ASCII text its ASCII twin (``ascii_pattern``); ``gate`` compiled, and its twin.
     search_pattern: re.Pattern[str] = field(init=False, repr=False, compare=False)
     ascii_pattern: re.Pattern[str] = field(init=False, repr=False, compare=False)
+    gate_regex: re.Pattern[str] | None = field(init=False, repr=False, compare=False)
     ascii_gate: re.Pattern[str] | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "search_pattern", faster(self.pattern))
         object.__setattr__(self, "ascii_pattern", ascii_twin(self.search_pattern))
-        object.__setattr__(self, "ascii_gate", ascii_twin(re.compile(self.gate)) if self.gate else None)
+        gate = re.compile(self.gate) if self.gate else None
+        object.__setattr__(self, "gate_regex", gate)
+        object.__setattr__(self, "ascii_gate", ascii_twin(gate) if gate is not None else None)
 
     def find(self, text: str) -> Iterable[PiiMatch]:
         ascii = text.isascii()
-        if self.ascii_gate is not None and not (self.ascii_gate if ascii else _compiled(self.gate)).search(text):
+        gate = self.ascii_gate if ascii else self.gate_regex
+        if gate is not None and not gate.search(text):
             return
         regex = self.ascii_pattern if ascii else self.search_pattern
         for m in _anchored(regex, text, self.anchor, self.anchor_offset) if self.anchor else regex.finditer(text):
@@ -261,11 +264,6 @@ def _anchored(regex: re.Pattern[str], text: str, anchor: str, offset: int) -> It
             return
         yield m
         pos = m.end()
-
-
-@functools.cache
-def _compiled(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern)
 
 
 _SEP = r"[ .-]"
