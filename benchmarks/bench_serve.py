@@ -453,6 +453,10 @@ def report_overhead(runs: dict[str, list[Run]]) -> None:
           f"gateway + one-term filter {minimal:.1f} ms")
     print(f"  gateway + filter overhead = {over * 100:+.1f}% of p50 ({gateway - direct:+.2f} ms)  "
           f"(target <= 5%: {_verdict(over <= 0.05)})")
+    # The paths took turns, so request i of each saw the same moment of the machine: the median of the per-turn
+    # ratios leaves out the drift that moves the p50s apart on shared cores.
+    paired = statistics.median(g.latency / d.latency for g, d in zip(runs["gateway"], runs["direct"], strict=True))
+    print(f"  per turn (gateway / direct, the same prompt one after the other): median {(paired - 1) * 100:+.1f}%")
 
 
 def report_filter(filt: dict[str, dict[int, tuple[float, float]]]) -> None:
