@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from lmforge import envs
 
@@ -218,6 +218,12 @@ class ServeConfig(_Section):
     challenger_port: int | None = Field(
         None, description="Port of the challenger's vLLM during a rollout (None: vllm_port + 1). A promoted "
         "challenger keeps its port, so champion and challenger alternate between the two.")
+
+    @field_validator("cpu_threads", mode="before")
+    @classmethod
+    def _core_number_is_a_list(cls, value: object) -> object:
+        """``--set serve.cpu_threads=3`` reads as the number 3: it means core 3, as the list '3' does."""
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
 class RolloutConfig(_Section):

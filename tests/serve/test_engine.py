@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from lmforge.config import ServeConfig
+from lmforge.config import ServeConfig, load_config
 from lmforge.serve.engine import EngineError, VLLMEngine, check_model_dir
 
 
@@ -38,6 +38,12 @@ def test_cpu_threads_and_stream_interval(tmp_path: Path, monkeypatch: pytest.Mon
     assert tuned.environment()["VLLM_CPU_OMP_THREADS_BIND"] == ",".join(map(str, cores))
     assert tuned.command()[tuned.command().index("--stream-interval") + 1] == "8"
     assert _engine(tmp_path, tmp_path, cpu_threads="0-1").environment()["VLLM_CPU_OMP_THREADS_BIND"] == "0-1"
+
+
+def test_cpu_threads_override_of_one_core_is_that_core() -> None:
+    """``--set serve.cpu_threads=1`` parses as the number 1; it names core 1, as the list '1' would."""
+    assert load_config("tiny", ["serve.cpu_threads=1"]).serve.cpu_threads == "1"
+    assert load_config("tiny", ["serve.cpu_threads=0-1"]).serve.cpu_threads == "0-1"
 
 
 def test_missing_or_invalid_model_dir_fails_before_launch(tmp_path: Path) -> None:

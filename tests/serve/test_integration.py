@@ -136,11 +136,15 @@ def test_bounded_load_leaves_the_server_alive_and_ready(stack: tuple[StackInfo, 
     assert 'lmforge_gateway_requests_total{endpoint="/v1/chat/completions",status="200"}' in metrics
 
 
-def test_stream_interval_sends_tokens_in_chunks_after_the_first(tiny_model_dir: Path, tmp_path: Path) -> None:
-    """serve.stream_interval reaches vLLM: the first token alone, then 4 at a time, the same text in all."""
-    serve = load_config("tiny", ["serve.stream_interval=4", "serve.startup_timeout_s=900"]).serve
+def test_stream_interval_and_cpu_threads_reach_vllm(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """serve.stream_interval reaches vLLM: the first token alone, then 4 at a time, the same text in all; and
+    serve.cpu_threads=all puts a compute thread of vLLM's worker on every core (by default it leaves one out)."""
+    serve = load_config("tiny", ["serve.stream_interval=4", "serve.cpu_threads=all",
+                                 "serve.startup_timeout_s=900"]).serve
     with VLLMEngine(tiny_model_dir, [MODEL], serve, _free_port(), tmp_path / "vllm.log") as engine:
         engine.wait_ready()
+        assert engine.pid is not None
+        bound = _pinned_cores(_worker_pids(engine.pid))
         body = {"model": MODEL, "prompt": "The harbor was", "max_tokens": 12, "temperature": 0.0, "ignore_eos": True}
         whole = httpx.post(f"{engine.base_url}/v1/completions", json=body, timeout=120).json()
         chunks = []
@@ -152,3 +156,30 @@ def test_stream_interval_sends_tokens_in_chunks_after_the_first(tiny_model_dir: 
     assert whole["usage"]["completion_tokens"] == 12
     assert "".join(chunks) == whole["choices"][0]["text"]
     assert len(chunks) <= 5  # 1 + 4 + 4 + 3 tokens (a final chunk may come apart); one per token would be 12
+    assert bound == set(os.sched_getaffinity(0)), f"vLLM's compute threads are pinned to {bound}"
+
+
+def _worker_pids(group: int) -> list[int]:
+    """vLLM's worker processes (they name themselves VLLM::Worker) in the engine's process group."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            name = (entry / "comm").read_text().strip()
+            group_of = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[2])
+        except (OSError, ValueError, IndexError):
+            continue  # not a process, or gone
+        if group_of == group and name.startswith("VLLM::Worker"):
+            found.append(int(entry.name))
+    assert found, f"no VLLM::Worker process in process group {group}"
+    return found
+
+
+def _pinned_cores(pids: list[int]) -> set[int]:
+    """The cores that some thread of these processes is pinned to alone (vLLM pins one OpenMP thread per core)."""
+    cores: set[int] = set()
+    for pid in pids:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            allowed = os.sched_getaffinity(int(task.name))
+            if len(allowed) == 1:
+                cores |= allowed
+    return cores
