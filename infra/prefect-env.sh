@@ -12,3 +12,12 @@ pool="${LMFORGE_WORK_POOL:-lmforge-local}"
 ensure_work_pool() {
   "$prefect" work-pool inspect "$pool" >/dev/null 2>&1 || "$prefect" work-pool create "$pool" --type process
 }
+
+# exec "$@" in place of the calling script, with SIGINT at its default. A script that a non-interactive shell
+# starts in the background (`infra/prefect-worker.sh &` inside another script, a CI job) inherits SIGINT ignored,
+# and bash cannot undo that. Prefect's worker and server stop on SIGTERM by sending themselves SIGINT, so with
+# SIGINT ignored `kill` would never stop them.
+exec_with_sigint() {
+  exec "$root/.venv/bin/python" -c \
+    'import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])' "$@"
+}

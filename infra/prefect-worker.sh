@@ -8,4 +8,4 @@ set -euo pipefail
 source "$(dirname "$0")/prefect-env.sh"
 export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}"
 ensure_work_pool
-exec "$prefect" worker start --pool "$pool" ${WORKER_NAME:+--name "$WORKER_NAME"}
+exec_with_sigint "$prefect" worker start --pool "$pool" ${WORKER_NAME:+--name "$WORKER_NAME"}

@@ -42,7 +42,7 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[st
     log = (home / "server.log").open("w")
     server = subprocess.Popen(["bash", str(ROOT / "infra" / "prefect-server.sh")], env={**env, "LMFORGE_STATE_DIR":
                               str(home.parent / "server-state")}, stdout=log, stderr=subprocess.STDOUT,
-                              start_new_session=True)
+                              start_new_session=True, preexec_fn=_as_a_background_job)
     processes = [server]
 
     def healthy() -> bool:
@@ -55,12 +55,28 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[st
         _wait(healthy, 300, "the Prefect server")
         yield {"env": env, "processes": processes, "home": str(home)}
     finally:
-        for proc in processes:
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                continue
-            proc.wait(timeout=60)
+        stubborn = [_stop(proc) for proc in processes]  # the worker first: it reports to the server as it ends
+    assert not any(stubborn), f"killed, SIGTERM did not stop them in 60 s: {[p for p in stubborn if p]}"
+
+
+def _as_a_background_job() -> None:
+    """Start as a script's `infra/prefect-*.sh &` does: a non-interactive shell's background job has SIGINT
+    ignored, and Prefect stops on SIGTERM by sending itself SIGINT (the scripts restore it)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _stop(proc: subprocess.Popen) -> str:
+    """SIGTERM to the process's group, then up to 60 s to end; past that SIGKILL, and its command is returned."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=60)
+        return ""
+    except ProcessLookupError:
+        return ""
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+        return " ".join(map(str, proc.args))
 
 
 def _client(api_url: str):
@@ -97,7 +113,7 @@ def test_deployments_schedules_worker_and_approval(prefect_server, tmp_path: Pat
 
         worker = subprocess.Popen(["bash", str(ROOT / "infra" / "prefect-worker.sh")], env=env,
                                   stdout=(tmp_path / "worker.log").open("w"), stderr=subprocess.STDOUT,
-                                  start_new_session=True)
+                                  start_new_session=True, preexec_fn=_as_a_background_job)
         prefect_server["processes"].insert(0, worker)
 
         # A stage flow, run by the worker from the deployment with the run's own parameters.
