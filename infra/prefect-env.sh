@@ -15,8 +15,8 @@ ensure_work_pool() {
 
 # exec "$@" in place of the calling script, with SIGINT at its default. A script that a non-interactive shell
 # starts in the background (`infra/prefect-worker.sh &` inside another script, a CI job) inherits SIGINT ignored,
-# and bash cannot undo that. Prefect's worker and server stop on SIGTERM by sending themselves SIGINT, so with
-# SIGINT ignored `kill` would never stop them.
+# and bash cannot undo that. Prefect's worker stops on SIGTERM by sending itself SIGINT, so with SIGINT ignored
+# `kill` would never stop it (the server forwards SIGTERM to its uvicorn child instead; it starts the same way).
 exec_with_sigint() {
   exec "$root/.venv/bin/python" -c \
     'import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])' "$@"

@@ -61,7 +61,7 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[st
 
 def _as_a_background_job() -> None:
     """Start as a script's `infra/prefect-*.sh &` does: a non-interactive shell's background job has SIGINT
-    ignored, and Prefect stops on SIGTERM by sending itself SIGINT (the scripts restore it)."""
+    ignored, and Prefect's worker stops on SIGTERM by sending itself SIGINT (the scripts restore it)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
