@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Debian packages the registry's integration tests use: PostgreSQL (a throwaway cluster behind a real
-# `mlflow server`) and Chromium with its WebDriver (a headless browser opens the MLflow UI).
+# `mlflow server`), Chromium with its WebDriver (a headless browser opens the MLflow UI) and Redis (the
+# gateway replicas' shared rate limits).
 #   infra/system-deps.sh      # `make test` runs it first; idempotent, quiet, installs only what is missing
 # Without root (or password-less sudo) or apt it prints one line and exits 0: the tests that need a missing
 # package then skip and name it.
 set -euo pipefail
-packages=(postgresql chromium chromium-driver)
+packages=(postgresql chromium chromium-driver redis-server)
 
 missing=()
 for pkg in "${packages[@]}"; do
