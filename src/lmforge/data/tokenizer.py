@@ -7,6 +7,9 @@
 ``<|role|>\\n{content}\\n``, closes assistant turns with ``<|endoftext|>`` and, with
 ``add_generation_prompt``, opens ``<|assistant|>\\n``.
 Validation documents (the same split ``pack`` uses) are never seen by the trainer.
+
+With a pretrained base (``base.source``) no tokenizer is trained: the base's own, with its chat template, is
+copied from ``models/base``, since its embeddings only mean something for its own ids.
 """
 
 from __future__ import annotations
@@ -42,9 +45,12 @@ class TokenizerResult:
 
 
 def tokenize(cfg: LMForgeConfig) -> TokenizerResult:
-    """Train on the train split of ``clean/`` (prose + pair text); save to ``tokenizer/``; check it loads."""
+    """Train on the train split of ``clean/`` (prose + pair text); save to ``tokenizer/``; check it loads.
+    With a pretrained base, copy the base's tokenizer instead."""
     clean = cfg.paths.clean
     require_complete(clean, "clean data")
+    if cfg.base.source is not None:
+        return copy_base_tokenizer(cfg)
     counts = {"docs": 0, "pairs": 0}
     texts = _train_texts(clean, cfg.data.seed, cfg.data.val_fraction, counts)
     fast = train_bpe(texts, cfg.data.vocab_size)
@@ -56,6 +62,30 @@ def tokenize(cfg: LMForgeConfig) -> TokenizerResult:
     return TokenizerResult(vocab_size=len(fast), eos_id=fast.eos_token_id, pad_id=fast.pad_token_id,
                            trained_on_docs=counts["docs"], trained_on_pairs=counts["pairs"],
                            path=str(cfg.paths.tokenizer))
+
+
+def copy_base_tokenizer(cfg: LMForgeConfig) -> TokenizerResult:
+    """``models/base``'s tokenizer files -> ``tokenizer/``, with the ids the packer needs in the manifest."""
+    from transformers import AutoTokenizer
+
+    base = cfg.paths.base
+    require_complete(base, "base model (run `lmforge base`)")
+    tok = AutoTokenizer.from_pretrained(base)
+    eos, pad = base_special_ids(tok)
+    manifest: dict[str, Any] = {"stage": "tokenize", "vocab_size": len(tok), "from_base": str(base),
+                                "eos_id": eos, "pad_id": pad, "config": cfg.data.model_dump(mode="json")}
+    with atomic_dir(cfg.paths.tokenizer, manifest) as tmp:
+        tok.save_pretrained(tmp)
+    return TokenizerResult(vocab_size=len(tok), eos_id=eos, pad_id=pad, trained_on_docs=0, trained_on_pairs=0,
+                           path=str(cfg.paths.tokenizer))
+
+
+def base_special_ids(tok: Any) -> tuple[int, int]:
+    """(document separator, pad) of a base's tokenizer: its ``<|endoftext|>`` when it has one (a chat model's
+    eos is the end of a turn, not of a document), else its eos; pad falls back to the separator."""
+    separator = tok.convert_tokens_to_ids(EOS) if EOS in tok.get_vocab() else tok.eos_token_id
+    pad = tok.pad_token_id if tok.pad_token_id is not None else separator
+    return separator, pad
 
 
 def train_bpe(texts: Iterator[str], vocab_size: int) -> Any:

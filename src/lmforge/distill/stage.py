@@ -8,6 +8,10 @@ and all three models are scored on the pretraining val split with one protocol
 (``lmforge.train.evaluate``). General text is where a small model has most to learn from a teacher's soft
 targets, and the one val split keeps teacher, KD student and baseline directly comparable.
 
+The student is a fresh ``distill.student`` or, with ``distill.student_init: teacher_layers``, the teacher
+itself with ``student_layers`` of its decoder layers kept (evenly spaced; as DistilBERT and "shrink and
+fine-tune" start from the teacher): both students start from the same weights either way.
+
 Writes ``models/student`` (KD), ``models/baseline`` (no teacher), ``reports/distill.json`` (perplexities,
 decode speeds, gate verdict) and one MLflow run per student (``lmforge.role=student|baseline``).
 """
@@ -88,16 +92,20 @@ def run_distill(cfg: LMForgeConfig, tags: dict[str, str] | None = None) -> Disti
     require_complete(paths.shards, "token shards")
     teacher_meta = json.loads((teacher_dir / "lmforge.json").read_text())
     teacher = LlamaForCausalLM.from_pretrained(teacher_dir).eval()
-    check_student_size(cfg, count_parameters(teacher))
+    check_student_size(cfg, teacher)
 
-    trained = {role: train_student(cfg, role, teacher if role == "student" else None, teacher_meta, tags)
+    trained = {role: train_student(cfg, role, teacher, role == "student", teacher_meta, tags)
                for role in ("student", "baseline")}
     report = measure(cfg, teacher_dir, trained)
     report["gate"] = apply_gate(cfg, report)
     out = paths.reports / "distill.json"
     write_json_atomic(out, report)
     if not report["gate"]["passed"]:
-        raise GateFailed(f"distillation gate failed: {report['gate']['reason']} (report: {out})")
+        message = f"distillation gate failed: {report['gate']['reason']} (report: {out})"
+        if cfg.distill.gate.on_fail == "raise":
+            raise GateFailed(message)
+        print(f"lmforge distill: {message}. The student is registered as failed and the teacher stays the "
+              "one served.")
     return DistillResult(trained["student"], trained["baseline"], out, report["gate"])
 
 
@@ -113,24 +121,57 @@ def run_teacher_cache(cfg: LMForgeConfig) -> str:
     return describe(paths.teacher_cache)
 
 
-def check_student_size(cfg: LMForgeConfig, teacher_params: int) -> int:
-    manifest = read_manifest(cfg.paths.shards)
-    student = build_model(cfg.distill.student, manifest["vocab_size"], 0, 0, 0)
-    n = count_parameters(student)
+def check_student_size(cfg: LMForgeConfig, teacher: LlamaForCausalLM) -> int:
+    teacher_params = count_parameters(teacher)
+    n = count_parameters(initial_student(cfg, teacher))
     if n > MAX_STUDENT_FRACTION * teacher_params:
-        raise StudentTooLarge(f"distill.student has {n:,} parameters, more than {MAX_STUDENT_FRACTION} x the "
-                              f"teacher's {teacher_params:,}: shrink distill.student in configs/{cfg.profile}.yaml")
+        what = (f"distill.student_layers={cfg.distill.student_layers}" if cfg.distill.student_init == "teacher_layers"
+                else "distill.student")
+        raise StudentTooLarge(f"{what} gives {n:,} parameters, more than {MAX_STUDENT_FRACTION} x the "
+                              f"teacher's {teacher_params:,}: shrink it in configs/{cfg.profile}.yaml")
     return n
 
 
-def train_student(cfg: LMForgeConfig, role: str, teacher: LlamaForCausalLM | None, teacher_meta: dict[str, Any],
+def initial_student(cfg: LMForgeConfig, teacher: LlamaForCausalLM) -> LlamaForCausalLM:
+    """The student's starting weights (seed torch first): a fresh ``distill.student`` or the teacher's layers."""
+    section = cfg.distill
+    if section.student_init == "teacher_layers":
+        return keep_layers(teacher, section.student_layers or 1)
+    manifest = read_manifest(cfg.paths.shards)
+    return build_model(section.student, manifest["vocab_size"], manifest["bos_id"], manifest["eos_id"],
+                       manifest["pad_id"])
+
+
+def keep_layers(model: LlamaForCausalLM, k: int) -> LlamaForCausalLM:
+    """A copy of ``model`` with ``k`` of its decoder layers, evenly spaced with the first and last kept (the
+    embeddings, final norm and head are the model's own)."""
+    import copy
+
+    from torch import nn
+
+    n = model.config.num_hidden_layers
+    if not 1 <= k < n:
+        raise StudentTooLarge(f"distill.student_layers must be in [1, {n - 1}] for a {n}-layer teacher, not {k}")
+    keep = sorted({round(i * (n - 1) / max(k - 1, 1)) for i in range(k)}) if k > 1 else [n - 1]
+    student = copy.deepcopy(model)
+    student.model.layers = nn.ModuleList(student.model.layers[i] for i in keep)
+    for index, layer in enumerate(student.model.layers):
+        layer.self_attn.layer_idx = index  # the KV cache is indexed by position in the stack
+    student.config.num_hidden_layers = k
+    if getattr(student.config, "layer_types", None):
+        student.config.layer_types = [student.config.layer_types[i] for i in keep]
+    return student.train()
+
+
+def train_student(cfg: LMForgeConfig, role: str, teacher: LlamaForCausalLM, kd: bool, teacher_meta: dict[str, Any],
                   tags: dict[str, str] | None) -> TrainResult:
-    """One student run: KD when ``teacher`` is given, plain cross-entropy otherwise; same seed and data."""
+    """One student run: KD from ``teacher`` when ``kd``, plain cross-entropy otherwise; same seed, data and
+    initial weights."""
     paths, section, train = cfg.paths, cfg.distill, cfg.distill.train
     manifest = read_manifest(paths.shards)
     L.seed_everything(train.seed, verbose=False)  # identical initial weights for student and baseline
-    model = build_model(section.student, manifest["vocab_size"], manifest["bos_id"], manifest["eos_id"],
-                        manifest["pad_id"])
+    model = initial_student(cfg, teacher)
+    teacher = teacher if kd else None
     datamodule = distill_datamodule(paths.shards, AutoTokenizer.from_pretrained(paths.tokenizer), train.seq_len,
                                     train.batch_size, train.seed, train.val_batches, section.sft_share)
     cache_tags = {}
@@ -145,7 +186,7 @@ def train_student(cfg: LMForgeConfig, role: str, teacher: LlamaForCausalLM | Non
         module = DistillModule(model, teacher, section)
     teacher_run = teacher_meta.get("run_id") or ""
     identity = {"stage": "distill", "role": role, "kd": _kd_identity(cfg, kd=teacher is not None),
-                "teacher_run": teacher_run,
+                "teacher_run": teacher_run, "init": f"{section.student_init}-{section.student_layers}",
                 "data": data_hash(paths.shards), "recipe": train.recipe_digest()}
     ckpt_dir = paths.checkpoints / "distill" / role
     resume, meta = find_resume_checkpoint(ckpt_dir, identity, module)
@@ -158,7 +199,7 @@ def train_student(cfg: LMForgeConfig, role: str, teacher: LlamaForCausalLM | Non
     outcome = fit(module, datamodule, train, ckpt_dir, logger, identity, resume_from=resume)
 
     val = perplexity_of(module.model.cpu(), AutoTokenizer.from_pretrained(paths.tokenizer), paths.shards, "val",
-                        seq_len=train.seq_len)
+                        seq_len=train.seq_len, max_tokens=train.ppl_max_tokens)
     metrics = {"val_loss": val["loss"], "val_ppl": val["ppl"], "val_bits_per_byte": val["bits_per_byte"],
                "train_loss": outcome.train_loss, "global_step": outcome.global_step, "wall_s": outcome.wall_s,
                "parameters": count_parameters(module.model)}
@@ -220,7 +261,8 @@ def measure(cfg: LMForgeConfig, teacher_dir: Path, trained: dict[str, TrainResul
     """Val perplexity of teacher, student and baseline (one protocol, the gate's), their response perplexity on
     the instruction val split (reported: the teacher's own domain), decode speed of teacher vs student."""
     paths, seq_len = cfg.paths, cfg.distill.train.seq_len
-    teacher_val = evaluate_perplexity(teacher_dir, paths.shards, "val", seq_len=seq_len)
+    max_tokens = cfg.distill.train.ppl_max_tokens
+    teacher_val = evaluate_perplexity(teacher_dir, paths.shards, "val", seq_len=seq_len, max_tokens=max_tokens)
     prompts = _decode_prompts(paths.shards)
     speeds = paired_decode_speed({"teacher": teacher_dir, "student": trained["student"].model_dir}, prompts,
                                  cfg.distill.decode_new_tokens, DECODE_REPEATS, reference="teacher")

@@ -40,9 +40,9 @@ def register_all(cfg: LMForgeConfig, promote: bool = True) -> dict[str, Register
             data_tags={**data_tags, "lmforge.data_hash": meta.get("data_manifest_sha256", "")},
             data_validation=cfg.paths.validation,
         )
-    outcome = {"promoted": None, "refused": None}
+    outcome = {"promoted": None, "refused": None, "serve_role": served_role(cfg)}
     if promote:
-        chosen = versions[cfg.registry.serve_role]
+        chosen = versions[served_role(cfg)]
         try:
             promote_to_champion(cfg, chosen.name, chosen.version, by="lmforge pipeline",
                                 reason="all gates passed on registration")
@@ -54,6 +54,16 @@ def register_all(cfg: LMForgeConfig, promote: bool = True) -> dict[str, Register
     write_json_atomic(cfg.paths.reports / "register.json",
                       {"versions": {r: asdict(v) for r, v in versions.items()}, **outcome})
     return versions
+
+
+def served_role(cfg: LMForgeConfig) -> str:
+    """The role the profile serves: ``registry.serve_role``, with ``auto`` resolved by the distillation gate
+    (the student when it passed, else the teacher)."""
+    role = cfg.registry.serve_role
+    if role != "auto":
+        return role
+    report = _read_json(cfg.paths.reports / "distill.json", "distillation report")
+    return "student" if report.get("gate", {}).get("passed") else "teacher"
 
 
 def recorded_versions_exist(cfg: LMForgeConfig) -> bool:
@@ -94,7 +104,7 @@ def has_champion(cfg: LMForgeConfig) -> bool:
     from lmforge.registry.tracking import setup_tracking
 
     setup_tracking(cfg)
-    return _has_champion(cfg.model_name(cfg.registry.serve_role))
+    return _has_champion(cfg.model_name(served_role(cfg)))
 
 
 def _has_champion(name: str) -> bool:

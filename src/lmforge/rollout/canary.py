@@ -36,6 +36,7 @@ from lmforge import envs
 from lmforge.artifacts import write_json_atomic
 from lmforge.config import LMForgeConfig
 from lmforge.registry.promote import PromotionRefused, gate_failures, promote_to_champion
+from lmforge.registry.stage import served_role
 from lmforge.rollout.analysis import Decision, StepResult, arm_figures, decide, judge_step
 from lmforge.rollout.champion import alias_version, champion_version, ensure_champion_served, fetch_version, serves
 from lmforge.rollout.traffic import send_requests, warm_up
@@ -90,7 +91,7 @@ def run_rollout(cfg: LMForgeConfig) -> dict[str, Any]:
 
 
 def plan_rollout(cfg: LMForgeConfig) -> Plan:
-    name = cfg.model_name(cfg.registry.serve_role)
+    name = cfg.model_name(served_role(cfg))
     champion = champion_version(cfg, name)
     challenger = alias_version(cfg, name, "challenger")
     skip = None

@@ -20,13 +20,14 @@ from lmforge import envs
 from lmforge.artifacts import atomic_dir, is_complete
 from lmforge.config import LMForgeConfig
 from lmforge.registry.register import download_model, hf_model_path
+from lmforge.registry.stage import served_role
 from lmforge.registry.tracking import setup_tracking
 
 
 def serve_champion(cfg: LMForgeConfig) -> dict:
     from lmforge.serve.stack import start_stack
 
-    name = cfg.model_name(cfg.registry.serve_role)
+    name = cfg.model_name(served_role(cfg))
     version = champion_version(cfg, name)
     hf_dir = fetch_version(cfg, name, version)
     keys = [k for k in (envs.LMFORGE_API_KEYS.get() or "").split(",") if k] or [f"lmf-{secrets.token_urlsafe(24)}"]
@@ -42,7 +43,7 @@ def ensure_champion_served(cfg: LMForgeConfig) -> dict:
     stack started); otherwise start one like ``serve_champion``."""
     from lmforge.serve.stack import admin_key, stack_status
 
-    name = cfg.model_name(cfg.registry.serve_role)
+    name = cfg.model_name(served_role(cfg))
     version = champion_version(cfg, name)
     if not serves(cfg, name, version):
         return serve_champion(cfg)

@@ -7,6 +7,9 @@ Reads ``cfg.pretrain`` and ``cfg.paths.{shards,tokenizer}``; checkpoints to ``ch
 resumes from the newest good checkpoint there, so a killed run loses at most ``ckpt_every`` steps. At the end
 it logs greedy continuations of ``pretrain.sample_prompts`` as the MLflow table ``samples/pretrain.json``.
 
+With a pretrained base (``base.source``) this is continued pretraining: the model starts from ``models/base``
+(``pretrain.model`` is unused) and adapts to the corpus; ``max_steps: 0`` exports the base unchanged, measured.
+
 Under DDP (``train.strategy: ddp``, ``devices``/``num_nodes`` > 1) Lightning starts the other ranks by
 running the same command again; each trains on its own share of the stream, and only rank 0 evaluates,
 logs and exports after training.
@@ -14,16 +17,20 @@ logs and exports after training.
 
 from __future__ import annotations
 
+import json
+
 import lightning as L
 from lightning.pytorch.callbacks import Callback
-from transformers import AutoTokenizer
+from transformers import AutoTokenizer, LlamaForCausalLM
 
 from lmforge import envs
 from lmforge.artifacts import require_complete
 from lmforge.config import LMForgeConfig
+from lmforge.lineage import dir_hash
 from lmforge.train.data import pretrain_datamodule, read_manifest
 from lmforge.train.evaluate import perplexity_of, unigram_perplexity
 from lmforge.train.loop import (
+    FitOutcome,
     TrainResult,
     data_hash,
     export_model,
@@ -53,25 +60,29 @@ def run_pretrain(cfg: LMForgeConfig, tags: dict[str, str] | None = None,
     manifest = read_manifest(paths.shards)
 
     L.seed_everything(train.seed, verbose=False)  # same seed, same initial weights
-    model = build_model(section.model, manifest["vocab_size"], manifest["bos_id"], manifest["eos_id"],
-                        manifest["pad_id"])
+    model, model_identity, base_meta = initial_model(cfg, manifest)
     module = CausalLMModule(model, train)
     datamodule = pretrain_datamodule(paths.shards, train.seq_len, train.batch_size, train.seed,
                                      train.val_batches, manifest["pad_id"])
 
     ckpt_dir = paths.checkpoints / "pretrain"
-    identity = {"stage": "pretrain", "model": section.model.digest(), "data": data_hash(paths.shards),
+    identity = {"stage": "pretrain", "model": model_identity, "data": data_hash(paths.shards),
                 "recipe": train.recipe_digest()}
     resume, meta = find_resume_checkpoint(ckpt_dir, identity, module)
     logger = mlflow_logger(cfg, "pretrain", tags, run_name=f"pretrain-{cfg.profile}", run_id=meta.get("run_id"))
-    log_params(logger, section.model_dump(mode="json"))
-    outcome = fit(module, datamodule, train, ckpt_dir, logger, identity, resume_from=resume, callbacks=callbacks)
+    log_params(logger, {**section.model_dump(mode="json"), "base": cfg.base.source})
+    if train.max_steps > 0:
+        outcome = fit(module, datamodule, train, ckpt_dir, logger, identity, resume_from=resume,
+                      callbacks=callbacks)
+    else:  # the base as it is: measured and exported like a trained model, so the chain reads one layout
+        outcome = FitOutcome(global_step=0, resumed_from=None, wall_s=0.0, train_loss=None)
     if not outcome.is_global_zero:
         return TrainResult(model_dir=paths.models / "pretrain", run_id=logger.run_id or "")
 
     # Measured with the same protocol the distill stage uses (non-overlapping seq_len windows of val).
     tokenizer = AutoTokenizer.from_pretrained(paths.tokenizer)
-    val = perplexity_of(module.model.cpu(), tokenizer, paths.shards, "val", seq_len=train.seq_len)
+    val = perplexity_of(module.model.cpu(), tokenizer, paths.shards, "val", seq_len=train.seq_len,
+                        max_tokens=train.ppl_max_tokens)
     metrics = {"val_loss": val["loss"], "val_ppl": val["ppl"], "val_bits_per_byte": val["bits_per_byte"],
                "unigram_ppl": unigram_perplexity(paths.shards), "train_loss": outcome.train_loss,
                "global_step": outcome.global_step, "wall_s": outcome.wall_s,
@@ -81,5 +92,19 @@ def run_pretrain(cfg: LMForgeConfig, tags: dict[str, str] | None = None,
                 "samples/pretrain.json", outcome.global_step)
     out = export_model(module.model, paths.tokenizer, paths.models / "pretrain",
                        stage_meta("pretrain", logger.run_id, section.model_dump(mode="json"), paths.shards, tags,
-                                  metrics, resumed_from=str(outcome.resumed_from or "")))
+                                  metrics, resumed_from=str(outcome.resumed_from or ""), base=base_meta))
     return TrainResult(model_dir=out, run_id=logger.run_id, metrics=metrics)
+
+
+def initial_model(cfg: LMForgeConfig, manifest: dict) -> tuple[LlamaForCausalLM, str, dict | None]:
+    """The model training starts from, what identifies it for resuming, and the base's lineage (if any):
+    ``models/base`` when the profile has a base (identified by its weights' hash), else ``pretrain.model``
+    freshly initialised from the seed."""
+    if cfg.base.source is None:
+        model = build_model(cfg.pretrain.model, manifest["vocab_size"], manifest["bos_id"], manifest["eos_id"],
+                            manifest["pad_id"])
+        return model, cfg.pretrain.model.digest(), None
+    base = cfg.paths.base
+    require_complete(base, "base model (run `lmforge base`)")
+    base_meta = json.loads((base / "lmforge.json").read_text())
+    return LlamaForCausalLM.from_pretrained(base, dtype="float32"), f"base:{dir_hash(base)}", base_meta
