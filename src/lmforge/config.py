@@ -234,9 +234,19 @@ class ServeConfig(_Section):
     startup_timeout_s: float = Field(240.0, description="Seconds to wait for vLLM to answer a 1-token probe.")
     policy: Path = Field(Path("configs/policy.yaml"), description="Compliance policy file.")
     max_body_bytes: int = Field(64_000, description="Request bodies above this get 413.")
-    max_tokens_limit: int = Field(512, description="max_tokens above this gets 400.")
-    rate_limit_rpm: int = Field(600, description="Requests per minute per API key.")
-    rate_burst: int = Field(60, description="Token-bucket burst per API key.")
+    max_tokens_limit: int = Field(
+        512, description="max_tokens above this gets 400; a request without max_tokens gets what vLLM gives (the "
+        "room left in the context), capped at this.")
+    rate_limit_rpm: int = Field(600, description="Requests per minute per API key (`lmforge keys create --rpm` sets "
+                                                 "one key's own).")
+    rate_burst: int = Field(60, description="Most requests one key may send at once (then rate_limit_rpm).")
+    rate_limit_storage: str = Field(
+        "memory://", description="Where the gateway counts requests (a `limits` storage URI): memory:// (one "
+        "gateway process) or redis://HOST:PORT (one limit across every gateway replica).")
+    metrics_port: int | None = Field(
+        None, description="Serve the gateway's /metrics on this port only. None: on the API port, behind any "
+        "valid API key unless metrics_open.")
+    metrics_open: bool = Field(False, description="Serve /metrics on the API port without a key.")
     challenger_port: int | None = Field(
         None, description="Port of the challenger's vLLM during a rollout (None: vllm_port + 1). A promoted "
         "challenger keeps its port, so champion and challenger alternate between the two.")

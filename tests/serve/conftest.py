@@ -1,5 +1,7 @@
 """Serve-test fixtures: ``fake_vllm``, a small stand-in for vLLM's OpenAI server that answers a canned text,
-whole or as SSE in 3-character pieces (like token deltas); ``fake_vllm_factory`` makes as many as needed."""
+whole or as SSE in 3-character pieces (like token deltas); ``fake_vllm_factory`` makes as many as needed.
+Like vLLM it reports ``max_model_len`` in ``/v1/models`` and refuses a ``max_tokens`` above it (400); it records
+each request's body and headers."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 ANSWER = "Sure. Write to bob.smith@example.com or call (202) 555-0143. Thanks!"
 HAZARD = "Here you go: <script>steal()</script> done."
+MAX_MODEL_LEN = 256
 
 
 @pytest.fixture
@@ -28,14 +31,23 @@ def fake_vllm_factory() -> Callable[[], FastAPI]:
 def make_fake_vllm() -> FastAPI:
     app = FastAPI()
     app.state.requests = []
+    app.state.headers = []
 
     @app.get("/health")
     async def health() -> dict:
         return {}
 
+    @app.get("/v1/models")
+    async def models() -> dict:
+        return {"object": "list", "data": [{"id": "m", "object": "model", "max_model_len": MAX_MODEL_LEN}]}
+
     async def answer(request: Request, kind: str):  # noqa: ANN202
         body = await request.json()
         app.state.requests.append(body)
+        app.state.headers.append(dict(request.headers))
+        if isinstance(body.get("max_tokens"), int) and body["max_tokens"] > MAX_MODEL_LEN:
+            message = f"max_tokens={body['max_tokens']} cannot be greater than max_model_len={MAX_MODEL_LEN}."
+            return JSONResponse({"error": {"message": message, "type": "BadRequestError"}}, 400)
         prompt = json.dumps(body.get("messages") or body.get("prompt"))
         text = HAZARD if "hazard" in prompt else ANSWER
         if "upstream-400" in prompt:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import socket
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,7 +13,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from lmforge.serve.auth import RateLimiter, hash_key
+from lmforge.serve.auth import RateLimits, hash_key, rate_limit_item
 from lmforge.serve.gateway import create_app
 from lmforge.serve.settings import GatewaySettings
 
@@ -29,6 +31,7 @@ def gateway(fake_vllm: FastAPI) -> Gateway:
 
 
 def _client(upstream: FastAPI, **overrides: object) -> TestClient:
+    """The gateway in front of ``upstream`` (not started: a ``with`` block runs its lifespan)."""
     settings = GatewaySettings(
         upstream_url="http://vllm.test",
         model_name=MODEL,
@@ -64,10 +67,39 @@ def test_chat_is_filtered_and_stamped(gateway: Gateway) -> None:
     assert r.headers["x-lmforge-policy-version"] == "2026.11.1"
 
 
-def test_missing_max_tokens_is_capped_at_the_limit(fake_vllm: FastAPI) -> None:
+def test_missing_max_tokens_gets_the_room_vllm_gives_capped_at_the_limit(fake_vllm: FastAPI) -> None:
+    """The openai SDK's default call names no max_tokens. vLLM refuses a max_tokens above its context (256 here)
+    and clamps the rest to the room the prompt leaves, so the gateway sends min(limit, context): over the context
+    the request would fail (the old fill-in of 512 did), without any the limit would not hold."""
     upstream = fake_vllm
-    _client(upstream).post("/v1/completions", json={"model": MODEL, "prompt": "hi"}, headers=AUTH)
-    assert upstream.state.requests[-1]["max_tokens"] == 512
+    r = _client(upstream).post("/v1/chat/completions", json=_chat(), headers=AUTH)
+    assert r.status_code == 200 and upstream.state.requests[-1]["max_tokens"] == 256
+    _client(upstream, max_tokens_limit=64).post("/v1/completions", json={"model": MODEL, "prompt": "hi"},
+                                                headers=AUTH)
+    assert upstream.state.requests[-1]["max_tokens"] == 64
+    _client(upstream).post("/v1/chat/completions", json=_chat(max_completion_tokens=9), headers=AUTH)
+    assert "max_tokens" not in upstream.state.requests[-1]  # the client's own limit is left as it is
+    over = _client(upstream).post("/v1/chat/completions", json=_chat(max_tokens=300), headers=AUTH)
+    assert over.status_code == 400 and "max_model_len=256" in over.json()["error"]["message"]
+
+
+def test_lone_surrogate_and_unencodable_json_get_400(gateway: Gateway) -> None:
+    client = gateway()
+    bodies = {
+        "surrogate": b'{"model": "tiny-student", "messages": [{"role": "user", "content": "\\udcff"}]}',
+        "NaN": b'{"model": "tiny-student", "prompt": "x", "temperature": NaN}',
+        "overflow": b'{"model": "tiny-student", "prompt": "x", "temperature": 1e400}',
+        "nested": b'{"model": "tiny-student", "prompt": "x", "extra": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+        "digits": b'{"model": "tiny-student", "prompt": "x", "seed": ' + b"9" * 5000 + b"}",
+    }
+    for name, body in bodies.items():
+        r = client.post("/v1/completions", content=body, headers=AUTH)
+        assert r.status_code == 400, (name, r.status_code, r.text)
+        assert r.json()["error"]["code"] == "invalid_request"
+    assert "surrogate" in client.post("/v1/completions", content=bodies["surrogate"], headers=AUTH).text
+    pair = json.dumps(_chat("\U0001f600")).encode()  # an escaped surrogate pair is a character: allowed
+    assert b"\\ud83d\\ude00" in pair
+    assert client.post("/v1/chat/completions", content=pair, headers=AUTH).status_code == 200
 
 
 @pytest.mark.parametrize(
@@ -129,12 +161,21 @@ def test_rate_limit_gives_429_with_retry_after(gateway: Gateway) -> None:
     )
 
 
-def test_token_bucket_refills() -> None:
-    now = [0.0]
-    limiter = RateLimiter(rpm=60, burst=1, clock=lambda: now[0])
-    assert limiter.try_acquire("k") == 0 and limiter.try_acquire("k") == pytest.approx(1.0)
-    now[0] = 1.0
-    assert limiter.try_acquire("k") == 0
+def test_rate_limit_windows_hold_rpm_and_burst() -> None:
+    """A bucket of ``burst`` refilled at ``rpm``/min is a window of burst*60/rpm seconds holding ``burst``."""
+    assert (rate_limit_item(600, 60).amount, rate_limit_item(600, 60).get_expiry()) == (60, 6)
+    assert (rate_limit_item(1, 2).amount, rate_limit_item(1, 2).get_expiry()) == (2, 120)
+    assert (rate_limit_item(1000, 60).amount, rate_limit_item(1000, 60).get_expiry()) == (66, 4)  # whole seconds
+    assert (rate_limit_item(60_000, 1000).amount, rate_limit_item(60_000, 1000).get_expiry()) == (1000, 1)
+
+    async def hits() -> list[float]:
+        limits = RateLimits("memory://", rpm=60, burst=1)
+        return [await limits.acquire("a"), await limits.acquire("a"), await limits.acquire("b"),
+                await limits.acquire("c", rpm=1), await limits.acquire("c", rpm=1)]
+
+    first, second, other, own, own_again = asyncio.run(hits())
+    assert first == 0 and 0 < second <= 1.0 and other == 0
+    assert own == 0 and 59 < own_again <= 60  # a key's own rpm of 1: one request, then a minute's wait
 
 
 def test_request_limits(gateway: Gateway) -> None:
@@ -175,8 +216,30 @@ def test_models_ready_and_metrics(gateway: Gateway) -> None:
     assert client.get("/ready").json()["status"] == "ready"
     client.post("/v1/chat/completions", json=_chat(), headers=AUTH)
     client.post("/v1/chat/completions", json=_chat())
-    text = client.get("/metrics").text
+    assert client.get("/metrics").status_code == 401  # the API port shows metrics to key holders only
+    text = client.get("/metrics", headers=AUTH).text
     assert 'lmforge_gateway_filter_actions_total{action="redact",rule="pii"} 2.0' in text
     assert 'lmforge_gateway_rejections_total{reason="auth"}' in text
     assert 'lmforge_gateway_requests_total{endpoint="/v1/chat/completions",status="200"} 1.0' in text
     assert "lmforge_gateway_ttft_seconds_bucket" in text and "lmforge_gateway_request_seconds_bucket" in text
+    assert 'lmforge_gateway_key_requests_total{key="default",outcome="allowed"} 2.0' in text
+
+
+def test_upstream_gets_the_gateway_key_never_the_client_key(fake_vllm: FastAPI, tmp_path: Path) -> None:
+    secret = tmp_path / "vllm.key"
+    secret.write_text("vllm-only-secret\n")
+    client = _client(fake_vllm, upstream_key_file=secret)
+    assert client.post("/v1/chat/completions", json=_chat(), headers=AUTH).status_code == 200
+    assert fake_vllm.state.headers[-1]["authorization"] == "Bearer vllm-only-secret"
+
+
+def test_metrics_open_or_on_a_port_of_their_own(fake_vllm: FastAPI) -> None:
+    assert _client(fake_vllm, metrics_open=True).get("/metrics").status_code == 200
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with _client(fake_vllm, metrics_port=port) as client:  # the lifespan starts the metrics server
+        assert client.get("/metrics", headers=AUTH).status_code == 404
+        client.get("/v1/models", headers=AUTH)
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    assert 'lmforge_gateway_requests_total{endpoint="/v1/models",status="200"} 1.0' in text

@@ -91,7 +91,7 @@ def test_models_and_auth(stack: tuple[StackInfo, object]) -> None:
         _client(info, "lmf-wrong").models.list()
     with pytest.raises(openai.BadRequestError):
         _client(info).completions.create(model=MODEL, prompt="x", max_tokens=10_000)
-    metrics = httpx.get(f"{info.gateway_url}/metrics").text
+    metrics = httpx.get(f"{info.gateway_url}/metrics", headers={"Authorization": f"Bearer {KEY}"}).text
     assert 'lmforge_gateway_rejections_total{reason="auth"}' in metrics
 
 
@@ -132,7 +132,7 @@ def test_bounded_load_leaves_the_server_alive_and_ready(stack: tuple[StackInfo, 
     assert status["running"] and status["gateway_ready"]
     assert deep_probe(info.gateway_url, MODEL, api_key=KEY)
     assert httpx.get(f"{info.gateway_url}/ready").status_code == 200
-    metrics = httpx.get(f"{info.gateway_url}/metrics").text
+    metrics = httpx.get(f"{info.gateway_url}/metrics", headers={"Authorization": f"Bearer {KEY}"}).text
     assert 'lmforge_gateway_requests_total{endpoint="/v1/chat/completions",status="200"}' in metrics
 
 

@@ -120,7 +120,7 @@ def test_shadow_mirrors_without_serving_and_uses_the_challenger_policy(
     assert len(mirrored) == 5 and {o["arm"] for o in mirrored} == {"challenger"}
     assert all(o["verdicts"] > 2 and not o["blocked"] for o in mirrored)  # flagged word by word
     assert len(arms["challenger.test"].state.requests) == 5
-    metrics = client.get("/metrics").text
+    metrics = client.get("/metrics", headers=AUTH).text
     assert 'lmforge_gateway_arm_requests_total{arm="challenger",outcome="ok",shadow="true",version="8"} 5.0' in metrics
 
 

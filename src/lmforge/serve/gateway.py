@@ -5,19 +5,21 @@ output (streamed or not). It talks to vLLM over its OpenAI HTTP API only, never 
     python -m lmforge.serve.gateway --settings gateway.json --host 127.0.0.1 --port 8000
 
 Endpoints: ``/v1/chat/completions``, ``/v1/completions`` (``stream`` or not), ``/v1/models``, ``/health``
-(the gateway is up), ``/ready`` (vLLM answers too), ``/metrics`` (Prometheus), and ``/admin/*`` (traffic
-routing for rollouts, see ``lmforge.serve.admin``). A rollout puts a challenger vLLM beside the champion and
-routes a share of requests to it (or mirrors them, in shadow mode); ``lmforge.serve.routing`` decides per
-request. Every response carries ``x-lmforge-model``, ``x-lmforge-model-version``, ``x-lmforge-policy-version``
-and ``x-lmforge-arm`` of the arm that answered; every error is OpenAI-style JSON (401, 413, 400, 404, 429 with
-Retry-After, 502/503 when vLLM is down), never a stack trace.
+(the gateway is up), ``/ready`` (vLLM answers too), ``/metrics`` (Prometheus: behind an API key, open, or on a
+port of its own, see ``metrics_port``), and ``/admin/*`` (traffic routing for rollouts, see
+``lmforge.serve.admin``). Keys have names (``lmforge.serve.keys``): each request is counted and logged by its
+key's name, never its secret, and limited per key (``lmforge.serve.auth.RateLimits``, in memory or Redis).
+A rollout puts a challenger vLLM beside the champion and routes a share of requests to it (or mirrors them,
+in shadow mode); ``lmforge.serve.routing`` decides per request. Every response carries ``x-lmforge-model``,
+``x-lmforge-model-version``, ``x-lmforge-policy-version`` and ``x-lmforge-arm`` of the arm that answered;
+every error is OpenAI-style JSON (401, 413, 400, 404, 429 with Retry-After, 502/503 when vLLM is down),
+never a stack trace.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import math
 import time
@@ -28,17 +30,17 @@ from pathlib import Path
 import httpx
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
 
 from lmforge.compliance import load_policy
 from lmforge.serve.admin import admin_routes
-from lmforge.serve.auth import ApiKeys, RateLimiter
-from lmforge.serve.metrics import GatewayMetrics
-from lmforge.serve.protocol import ChatCompletionRequest, CompletionRequest, error_body
+from lmforge.serve.auth import ApiKeys, RateLimits, RateLimitStorageError
+from lmforge.serve.keys import ClientKey, KeyRing
+from lmforge.serve.metrics import GatewayMetrics, serve_metrics
+from lmforge.serve.protocol import InvalidRequest, error_body, parse_request
 from lmforge.serve.relay import Kind
 from lmforge.serve.routing import Arm, Observation, Router
 from lmforge.serve.settings import GatewaySettings
-from lmforge.serve.upstream import Forward, answer, shadow
+from lmforge.serve.upstream import Forward, answer, context_length, shadow
 
 log = logging.getLogger("lmforge.gateway")
 __all__ = ["GatewaySettings", "create_app", "run_gateway"]
@@ -46,16 +48,22 @@ _ENDPOINTS = {"/v1/chat/completions", "/v1/completions", "/v1/models", "/health"
               "/admin/route", "/admin/promote", "/admin/observations"}
 
 
-def create_app(settings: GatewaySettings, transport: httpx.AsyncBaseTransport | None = None) -> FastAPI:
-    """The gateway app; ``transport`` replaces the network (tests pass an ASGI fake of vLLM)."""
+def create_app(
+    settings: GatewaySettings, transport: httpx.AsyncBaseTransport | None = None, host: str = "127.0.0.1"
+) -> FastAPI:
+    """The gateway app; ``transport`` replaces the network (tests pass an ASGI fake of vLLM); ``host`` is where
+    the metrics port (``settings.metrics_port``) listens."""
     policy = load_policy(settings.policy_path)  # a malformed policy fails here, before serving anything
-    keys = ApiKeys([*settings.api_key_hashes, *settings.admin_key_hashes])
+    keys = KeyRing(settings.keys_file, _static_keys(settings), settings.keys_reload_s)
     admin_keys = ApiKeys(settings.admin_key_hashes)
-    limiter = RateLimiter(settings.rate_limit_rpm, settings.rate_burst)
+    limits = RateLimits(settings.rate_limit_storage, settings.rate_limit_rpm, settings.rate_burst)
     metrics = GatewayMetrics()
+    # vLLM takes requests only with this key, which only the gateway holds: no client gets around the filter.
+    upstream_headers = ({"Authorization": f"Bearer {settings.upstream_key_file.read_text().strip()}"}
+                        if settings.upstream_key_file else {})
 
     def make_client(url: str) -> httpx.AsyncClient:
-        return httpx.AsyncClient(base_url=url, transport=transport,
+        return httpx.AsyncClient(base_url=url, transport=transport, headers=upstream_headers,
                                  timeout=httpx.Timeout(settings.upstream_timeout_s, connect=5.0))
 
     router = Router(Arm("champion", settings.upstream_url, settings.model_version, policy,
@@ -64,7 +72,10 @@ def create_app(settings: GatewaySettings, transport: httpx.AsyncBaseTransport | 
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):  # noqa: ANN202
+        metrics_server = serve_metrics(metrics, host, settings.metrics_port) if settings.metrics_port else None
         yield
+        if metrics_server is not None:
+            metrics_server.shutdown()
         for task in list(router.shadows):
             task.cancel()
         clients = {id(a.client): a.client for a in [router.champion, router.challenger, *retired] if a}
@@ -104,11 +115,14 @@ def create_app(settings: GatewaySettings, transport: httpx.AsyncBaseTransport | 
             )
         for name, value in router.champion.stamp(settings.model_name).items():
             response.headers.setdefault(name, value)  # a generation response already names its own arm
+        seconds = time.perf_counter() - began
         metrics.requests.labels(endpoint, str(response.status_code)).inc()
-        metrics.latency.labels(endpoint).observe(time.perf_counter() - began)
+        metrics.latency.labels(endpoint).observe(seconds)
+        if key := getattr(request.state, "key", None):  # by name, never the secret
+            log.info("key=%s %s %s %d %.3fs", key.name, request.method, endpoint, response.status_code, seconds)
         return response
 
-    def authenticate(request: Request) -> JSONResponse | None:
+    def identify(request: Request) -> ClientKey | JSONResponse:
         key = keys.identify(request.headers.get("authorization"))
         if key is None:
             return reject(
@@ -118,21 +132,38 @@ def create_app(settings: GatewaySettings, transport: httpx.AsyncBaseTransport | 
                 "invalid_request_error",
                 "invalid_api_key",
             )
-        wait = limiter.try_acquire(key)
+        request.state.key = key
+        return key
+
+    async def authenticate(request: Request) -> JSONResponse | None:
+        """401 without a valid key, 429 over its rate limit, else None (and the key's use is counted)."""
+        key = identify(request)
+        if isinstance(key, JSONResponse):
+            return key
+        rpm = key.rpm or settings.rate_limit_rpm
+        try:
+            wait = await limits.acquire(key.name, key.rpm)
+        except RateLimitStorageError as err:  # never serve unlimited: say so and let the client retry
+            log.error("%s", err)
+            metrics.key_requests.labels(key.name, "limit_unknown").inc()
+            return reject(503, "rate_limit_storage", "The rate limiter is unavailable; try again shortly.",
+                          "server_error", "rate_limit_unavailable", {"Retry-After": "1"})
         if wait > 0:
+            metrics.key_requests.labels(key.name, "rate_limited").inc()
             return reject(
                 429,
                 "rate_limit",
-                f"Rate limit reached ({settings.rate_limit_rpm} requests/min); retry in {wait:.1f}s.",
+                f"Rate limit reached ({rpm} requests/min); retry in {wait:.1f}s.",
                 "requests",
                 "rate_limit_exceeded",
                 {"Retry-After": str(math.ceil(wait))},
             )
+        metrics.key_requests.labels(key.name, "allowed").inc()
         return None
 
     async def generate(request: Request, kind: Kind) -> Response:
         began = time.perf_counter()
-        if denied := authenticate(request):
+        if denied := await authenticate(request):
             return denied
         body = await _read_limited(request, settings.max_body_bytes)
         if body is None:
@@ -144,10 +175,9 @@ def create_app(settings: GatewaySettings, transport: httpx.AsyncBaseTransport | 
                 "request_too_large",
             )
         try:
-            payload = json.loads(body)
-            model = (ChatCompletionRequest if kind == "chat" else CompletionRequest).model_validate(payload)
-        except ValueError as err:  # JSONDecodeError and ValidationError are both ValueErrors
-            return reject(400, "bad_request", _describe(err), "invalid_request_error", "invalid_request")
+            model, payload = parse_request(body, kind)
+        except InvalidRequest as err:
+            return reject(400, "bad_request", str(err), "invalid_request_error", "invalid_request")
         if model.model != settings.model_name:
             return reject(
                 404,
@@ -165,8 +195,9 @@ def create_app(settings: GatewaySettings, transport: httpx.AsyncBaseTransport | 
                 "invalid_request_error",
                 "max_tokens_exceeded",
             )
+        primary, mirror = router.pick()
         if asked is None:
-            payload["max_tokens"] = settings.max_tokens_limit  # never let a request run to the context length
+            payload["max_tokens"] = await _default_max_tokens(settings.max_tokens_limit, primary, mirror)
         path = "/v1/chat/completions" if kind == "chat" else "/v1/completions"
         fwd = Forward(path, payload, kind, model.stream)
         endpoint = request.url.path
@@ -178,7 +209,6 @@ def create_app(settings: GatewaySettings, transport: httpx.AsyncBaseTransport | 
         def first_text() -> None:
             metrics.ttft.labels(endpoint).observe(time.perf_counter() - began)
 
-        primary, mirror = router.pick()
         if mirror is not None:
             task = asyncio.create_task(shadow(mirror, fwd, record))
             router.shadows.add(task)  # a reference, or the task may be collected mid-flight
@@ -195,7 +225,7 @@ def create_app(settings: GatewaySettings, transport: httpx.AsyncBaseTransport | 
 
     @app.get("/v1/models")
     async def models(request: Request) -> Response:
-        if denied := authenticate(request):
+        if denied := await authenticate(request):
             return denied
         return JSONResponse(
             {
@@ -231,7 +261,12 @@ def create_app(settings: GatewaySettings, transport: httpx.AsyncBaseTransport | 
         )
 
     @app.get("/metrics")
-    async def prometheus() -> Response:
+    async def prometheus(request: Request) -> Response:
+        if settings.metrics_port:
+            return reject(404, "metrics", f"Metrics are served on port {settings.metrics_port}.",
+                          "invalid_request_error", "not_found")
+        if not settings.metrics_open and isinstance(denied := identify(request), JSONResponse):
+            return denied
         return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     # A challenger without a policy of its own is filtered with the champion's (the current one, after promotions).
@@ -254,18 +289,24 @@ async def _read_limited(request: Request, limit: int) -> bytes | None:
     return b"".join(parts)
 
 
-def _describe(err: ValueError) -> str:
-    if isinstance(err, ValidationError):
-        first = err.errors()[0]
-        return f"Invalid request: {'.'.join(map(str, first['loc']))}: {first['msg']}."
-    return f"Invalid JSON body: {err}."
+async def _default_max_tokens(limit: int, *arms: Arm | None) -> int:
+    """max_tokens for a request that names none: vLLM refuses one above its context length, and clamps the
+    rest to the room the prompt leaves, so min(limit, context length) gets min(limit, room left)."""
+    lengths = [await context_length(arm) for arm in arms if arm is not None]
+    return min([limit, *(n for n in lengths if n)])
+
+
+def _static_keys(settings: GatewaySettings) -> list[tuple[str, str]]:
+    """Names of the keys the gateway starts with: ``default`` (``default-2``... for more) and ``admin``."""
+    named = [("default" if i == 1 else f"default-{i}", h) for i, h in enumerate(settings.api_key_hashes, 1)]
+    return [*named, *(("admin", h) for h in settings.admin_key_hashes)]
 
 
 def run_gateway(settings: GatewaySettings, host: str, port: int) -> None:
     """Serve the gateway with uvicorn until interrupted (blocking)."""
     import uvicorn
 
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)
+    uvicorn.run(create_app(settings, host=host), host=host, port=port, log_level="warning", access_log=False)
 
 
 def main(argv: list[str] | None = None) -> None:

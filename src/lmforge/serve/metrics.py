@@ -1,8 +1,13 @@
-"""The gateway's Prometheus metrics, in a registry of their own (one per app, so tests do not collide)."""
+"""The gateway's Prometheus metrics, in a registry of their own (one per app, so tests do not collide).
+
+``serve_metrics`` serves them on a port of their own (``serve.metrics_port``), in a thread beside the API.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, start_http_server
 
 from lmforge.serve.routing import Observation
 
@@ -38,6 +43,12 @@ class GatewayMetrics:
             ["rule", "action"],
             registry=self.registry,
         )
+        self.key_requests = Counter(
+            "lmforge_gateway_key_requests",
+            "Requests with a valid key, by the key's name and outcome (allowed, rate_limited, limit_unknown).",
+            ["key", "outcome"],
+            registry=self.registry,
+        )
         self.rejections = Counter(
             "lmforge_gateway_rejections", "Requests refused, by reason.", ["reason"], registry=self.registry
         )
@@ -71,3 +82,9 @@ class GatewayMetrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def serve_metrics(metrics: GatewayMetrics, host: str, port: int) -> WSGIServer:
+    """Serve ``metrics`` at http://host:port/metrics from a daemon thread; ``.shutdown()`` stops it."""
+    server, _thread = start_http_server(port, host, registry=metrics.registry)
+    return server

@@ -1,6 +1,7 @@
 """What the gateway needs to run, as one JSON-serialisable object (the stack writes it to a file).
 
-API keys are stored only as sha256 hashes; ``from_serve_config`` hashes plaintext keys and drops them.
+API keys are stored only as sha256 hashes; ``from_serve_config`` hashes plaintext keys and drops them. The one
+secret the gateway holds, the key vLLM requires of it, stays in its own file (mode 0600) that the settings name.
 """
 
 from __future__ import annotations
@@ -26,10 +27,24 @@ class GatewaySettings(BaseModel):
         description="sha256 hex digests of admin keys: they open /admin (traffic routing for rollouts) and are "
         "accepted as API keys too (the rollout's own requests use one). Empty: no admin API.",
     )
+    keys_file: Path | None = Field(
+        None, description="Named keys (``lmforge keys``), sha256 only; re-read when it changes. None: static keys.")
+    keys_reload_s: float = Field(1.0, ge=0, description="Seconds between looks at the keys file for changes.")
+    upstream_key_file: Path | None = Field(
+        None, description="File (mode 0600) holding the key vLLM requires (its VLLM_API_KEY), sent upstream as "
+        "'Authorization: Bearer'. None: vLLM takes requests without a key.")
     max_body_bytes: int = 64_000
-    max_tokens_limit: int = 512
-    rate_limit_rpm: int = 600
+    max_tokens_limit: int = Field(
+        512, description="max_tokens above this gets 400; a request without one gets min(this, vLLM's room left).")
+    rate_limit_rpm: int = Field(600, description="Requests per minute per key (a named key may carry its own).")
     rate_burst: int = 60
+    rate_limit_storage: str = Field(
+        "memory://", description="Where rate-limit windows live (``limits`` storage URI): memory:// (this process) "
+        "or redis://HOST:PORT shared by every replica.")
+    metrics_port: int | None = Field(
+        None, description="Serve /metrics on this port only (same host as the API). None: on the API port.")
+    metrics_open: bool = Field(
+        False, description="On the API port, /metrics without a key (otherwise any valid API key reads it).")
     upstream_timeout_s: float = Field(300.0, description="Seconds to wait for vLLM on one request.")
 
     @field_validator("api_key_hashes")
@@ -59,6 +74,8 @@ class GatewaySettings(BaseModel):
         policy_path: Path,
         api_keys: list[str],
         admin_keys: list[str] | None = None,
+        keys_file: Path | None = None,
+        upstream_key_file: Path | None = None,
     ) -> GatewaySettings:
         """Settings from the profile's serve section; plaintext keys are hashed here and dropped."""
         return cls(
@@ -68,10 +85,15 @@ class GatewaySettings(BaseModel):
             policy_path=policy_path,
             api_key_hashes=[hash_key(k) for k in api_keys],
             admin_key_hashes=[hash_key(k) for k in admin_keys or []],
+            keys_file=keys_file,
+            upstream_key_file=upstream_key_file,
             max_body_bytes=serve.max_body_bytes,
             max_tokens_limit=serve.max_tokens_limit,
             rate_limit_rpm=serve.rate_limit_rpm,
             rate_burst=serve.rate_burst,
+            rate_limit_storage=serve.rate_limit_storage,
+            metrics_port=serve.metrics_port,
+            metrics_open=serve.metrics_open,
         )
 
 

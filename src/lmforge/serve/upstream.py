@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+import weakref
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -173,3 +174,21 @@ async def _upstream_error(upstream: httpx.Response, reject: Reject, stamp: dict[
     return reject(502, "upstream", f"The model server failed (HTTP {upstream.status_code}).", "server_error",
                   "upstream_error", stamp)
 
+
+
+_CONTEXT: weakref.WeakKeyDictionary[httpx.AsyncClient, int] = weakref.WeakKeyDictionary()
+
+
+async def context_length(arm: Arm) -> int | None:
+    """The arm's ``max_model_len`` as its ``/v1/models`` reports it (asked once per arm client), None if unknown."""
+    if arm.client in _CONTEXT:
+        return _CONTEXT[arm.client]
+    try:
+        r = await arm.client.get("/v1/models", timeout=5.0)
+        lengths = [m["max_model_len"] for m in r.json()["data"] if isinstance(m.get("max_model_len"), int)]
+    except (httpx.HTTPError, ValueError, KeyError, TypeError, AttributeError):
+        return None  # not cached: the next request asks again
+    if not lengths:
+        return None
+    _CONTEXT[arm.client] = min(lengths)
+    return _CONTEXT[arm.client]
