@@ -111,6 +111,23 @@ def cmd_serve(cfg: LMForgeConfig, args: argparse.Namespace) -> Any:
     return serve_champion(cfg)
 
 
+def cmd_keys(cfg: LMForgeConfig, args: argparse.Namespace) -> Any:
+    from lmforge.serve import keys
+    from lmforge.serve.stack import keys_path
+
+    path = keys_path(cfg)
+    if args.action == "list":
+        return {"keys_file": str(path), "keys": keys.list_keys(path)}
+    if not args.name:
+        raise ValueError(f"`lmforge keys {args.action}` needs a key NAME")
+    if args.action == "revoke":
+        keys.revoke_key(path, args.name)
+        return {"revoked": args.name, "keys_file": str(path)}
+    secret = keys.create_key(path, args.name, args.rpm)
+    return {"name": args.name, "api_key": secret, "rpm": args.rpm, "keys_file": str(path),
+            "note": "shown once: the gateway keeps only its sha256; a running gateway accepts it within seconds"}
+
+
 def cmd_rollout(cfg: LMForgeConfig, args: argparse.Namespace) -> Any:
     from lmforge.rollout import run_rollout
 
@@ -180,6 +197,13 @@ def _args_serve(p: argparse.ArgumentParser) -> None:
     p.add_argument("action", nargs="?", default="start", choices=["start", "stop", "status"])
 
 
+def _args_keys(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", choices=["create", "list", "revoke"])
+    p.add_argument("name", nargs="?", help="the key's name (create, revoke): in metrics and logs, never the key")
+    p.add_argument("--rpm", type=int, default=None, help="create: this key's requests per minute "
+                   "(default: serve.rate_limit_rpm)")
+
+
 def _args_filter(p: argparse.ArgumentParser) -> None:
     p.add_argument("--policy", help="policy YAML (default: serve.policy of the profile)")
     p.add_argument("--stream-chunks", type=int, default=None, help="feed each text in N-character chunks")
@@ -225,6 +249,9 @@ COMMANDS: dict[str, tuple[Callable[[LMForgeConfig, argparse.Namespace], Any], Ca
     "history": (cmd_history, _args_history, "Reads the promotion log of a registered model."),
     "serve": (cmd_serve, _args_serve,
               "Reads models:/<name>@champion; starts/stops vLLM + the gateway; state in .state/serve/."),
+    "keys": (cmd_keys, _args_keys,
+             "Writes (create: prints the key once; revoke) or reads (list) named API keys in "
+             ".state/serve/<profile>-keys.json (sha256 only); a running gateway follows it without a restart."),
     "rollout": (cmd_rollout, _no_args,
                 "Reads models:/<name>@champion and @challenger; serves the champion (vLLM + gateway), runs the "
                 "challenger's vLLM beside it on rollout.steps % of traffic (rollout.mode canary or shadow), then "

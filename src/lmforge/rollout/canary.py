@@ -120,7 +120,7 @@ def roll_out(cfg: LMForgeConfig, plan: Plan, engine: VLLMEngine, gateway_url: st
     results: list[StepResult] = []
     champion_seen: list[Observation] = []  # the champion's answers over the whole rollout: the p99 baseline
     try:
-        warm_up(engine.base_url, plan.model, rollout)
+        warm_up(engine.base_url, plan.model, rollout, api_key=engine.api_key)
         decision = decide(results, rollout)
         while decision.action == "continue":
             share = decision.next_share or 0

@@ -62,12 +62,13 @@ def plan_requests(cfg: RolloutConfig, n: int, rng: random.Random) -> list[tuple[
     return [(prompt, cfg.stream_every > 0 and rng.random() < 1.0 / cfg.stream_every) for prompt in prompts]
 
 
-def warm_up(vllm_url: str, model: str, cfg: RolloutConfig, timeout: float = 120.0) -> int:
+def warm_up(vllm_url: str, model: str, cfg: RolloutConfig, timeout: float = 120.0, api_key: str | None = None) -> int:
     """Send each prompt straight to a fresh vLLM (not through the gateway, so nothing is measured), plain and
     streamed, so one-time start-up costs of its first real answers are not judged against a champion that has
     been serving. Returns how many answered."""
     answered = 0
-    with httpx.Client(base_url=vllm_url, timeout=timeout) as http:
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}  # the key vLLM requires (the stack's)
+    with httpx.Client(base_url=vllm_url, timeout=timeout, headers=headers) as http:
         for prompt in cfg.prompts:
             for stream in (False, True):
                 body = {"model": model, "messages": [{"role": "user", "content": prompt}],

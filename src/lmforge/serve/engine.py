@@ -10,6 +10,10 @@ SIGTERM when the thread that started it ends, even by SIGKILL, so a killed bench
 holding its port and memory (vLLM then ends its engine-core process). Either way the server runs in its own
 process group, and ``stop()`` terminates the group (vLLM spawns an engine-core process), then kills what is
 left.
+
+``api_key`` makes vLLM refuse any request to ``/v1/*`` without it (401). It reaches vLLM as the VLLM_API_KEY
+environment variable, readable only by this user (``/proc/<pid>/environ``), never as ``--api-key`` on a command
+line every user can list.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ class VLLMEngine:
         port: int,
         log_path: Path,
         detached: bool = False,
+        api_key: str | None = None,
     ) -> None:
         if not served_model_names:
             raise ValueError("served_model_names must name at least one model")
@@ -60,6 +65,7 @@ class VLLMEngine:
         self.port = port
         self.log_path = Path(log_path)
         self.detached = detached
+        self.api_key = api_key
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -100,6 +106,9 @@ class VLLMEngine:
         env = dict(os.environ)
         env.update(envs.offline_defaults(envs.state_dir()))  # vLLM must never reach the network
         # Without it vLLM asks for 92% of RAM; vLLM parses it as whole GiB, so round a fraction up.
+        env.pop("VLLM_API_KEY", None)  # only the key given here, never one inherited
+        if self.api_key:
+            env["VLLM_API_KEY"] = self.api_key
         env["VLLM_CPU_KVCACHE_SPACE"] = str(max(1, math.ceil(self.cfg.kv_cache_gib)))
         if self.cfg.cpu_threads:
             env["VLLM_CPU_OMP_THREADS_BIND"] = cpu_thread_list(self.cfg.cpu_threads)
@@ -143,7 +152,8 @@ class VLLMEngine:
                     f"vLLM exited with code {self._proc.returncode} while starting; "
                     f"log {self.log_path}:\n{log_tail(self.log_path)}"
                 )
-            if deep_probe(self.base_url, self.served_model_names[0], timeout=min(10.0, deadline - time.monotonic())):
+            if deep_probe(self.base_url, self.served_model_names[0], timeout=min(10.0, deadline - time.monotonic()),
+                          api_key=self.api_key):
                 return time.monotonic() - began
             time.sleep(0.5)
         raise EngineError(

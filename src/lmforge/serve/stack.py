@@ -10,7 +10,10 @@ and log folder are recorded in ``<state>/serve/<profile>.json`` (written before 
 can still be cleaned up). Starting a profile first stops whatever that file says is running for it.
 
 Each start also makes an admin key for the gateway's ``/admin`` routing API, kept in
-``<state>/serve/<profile>-admin.key`` (mode 0600; the gateway holds only its hash). During a rollout the
+``<state>/serve/<profile>-admin.key`` (mode 0600; the gateway holds only its hash), and a key for vLLM itself
+in ``<state>/serve/<profile>-vllm.key`` (mode 0600, made once): vLLM answers only requests that carry it, and only
+the gateway sends it, so no client reaches the model around the gateway's keys, limits and filter. Named client keys
+(``lmforge keys``) live in ``<state>/serve/<profile>-keys.json`` and outlive restarts. During a rollout the
 challenger's vLLM is recorded as ``pids["challenger"]`` (``stop_stack`` stops it too); ``adopt_challenger``
 makes a promoted challenger the stack's vLLM and stops the old one.
 """
@@ -64,6 +67,24 @@ def admin_key_path(cfg: LMForgeConfig) -> Path:
     return envs.state_dir() / "serve" / f"{cfg.profile}-admin.key"
 
 
+def vllm_key_path(cfg: LMForgeConfig) -> Path:
+    return envs.state_dir() / "serve" / f"{cfg.profile}-vllm.key"
+
+
+def keys_path(cfg: LMForgeConfig) -> Path:
+    """The profile's named API keys (``lmforge keys``): hashes only, read by the running gateway."""
+    return envs.state_dir() / "serve" / f"{cfg.profile}-keys.json"
+
+
+def vllm_key(cfg: LMForgeConfig) -> str:
+    """The key the profile's vLLM servers require (made once; the gateway sends it, and so must anything else
+    that talks to them, such as a rollout's warm-up)."""
+    path = vllm_key_path(cfg)
+    if not path.is_file():
+        _write_secret(path, f"lmf-vllm-{secrets.token_urlsafe(24)}")
+    return path.read_text().strip()
+
+
 def admin_key(cfg: LMForgeConfig) -> str:
     """The running gateway's admin key (routing API; also accepted as an API key)."""
     try:
@@ -79,10 +100,12 @@ def start_stack(
         raise ValueError("start_stack needs at least one API key for the gateway")
     stop_stack(cfg)
     serve = cfg.serve
-    for port in (serve.vllm_port, serve.gateway_port):
-        _require_free_port(serve.host, port)
+    for port in (serve.vllm_port, serve.gateway_port, serve.metrics_port):
+        if port:
+            _require_free_port(serve.host, port)
     log_dir = envs.state_dir() / "serve" / "logs" / cfg.profile
-    engine = VLLMEngine(model_dir, [model_name], serve, serve.vllm_port, log_dir / "vllm.log", detached=True)
+    engine = VLLMEngine(model_dir, [model_name], serve, serve.vllm_port, log_dir / "vllm.log", detached=True,
+                        api_key=vllm_key(cfg))
     engine.start()
     gateway_url = f"http://{serve.host}:{serve.gateway_port}"
     info = StackInfo(
@@ -101,6 +124,8 @@ def start_stack(
             policy_path=cfg.resolve(serve.policy),
             api_keys=api_keys,
             admin_keys=[admin],
+            keys_file=keys_path(cfg),
+            upstream_key_file=vllm_key_path(cfg),
         )
         settings_file = gateway_settings_path(cfg)
         write_json_atomic(settings_file, settings.model_dump(mode="json"))  # key hashes only
@@ -161,7 +186,8 @@ def start_challenger(cfg: LMForgeConfig, model_dir: Path, model_name: str, port:
     """Launch (not wait for) a challenger vLLM beside the champion, detached, serving the same model name."""
     _require_free_port(cfg.serve.host, port)
     log_dir = envs.state_dir() / "serve" / "logs" / cfg.profile
-    return VLLMEngine(model_dir, [model_name], cfg.serve, port, log_dir / f"vllm-{port}.log", detached=True).start()
+    return VLLMEngine(model_dir, [model_name], cfg.serve, port, log_dir / f"vllm-{port}.log", detached=True,
+                      api_key=vllm_key(cfg)).start()
 
 
 def record_challenger(cfg: LMForgeConfig, pid: int | None) -> None:
