@@ -53,6 +53,27 @@ def test_gateway_settings_secret_is_a_valid_gateway_config() -> None:
               if d["kind"] == "Secret"][0]
     settings = GatewaySettings.model_validate_json(secret["stringData"]["gateway.json"])
     assert settings.upstream_url.startswith("http://lmforge-vllm.")
+    assert settings.rate_limit_storage.startswith("redis://lmforge-redis.") and settings.upstream_key_file
+
+
+def test_only_the_gateway_reaches_vllm_and_redis() -> None:
+    """vLLM requires the key only the gateway mounts, and NetworkPolicies admit only gateway pods to vLLM and Redis."""
+    docs = [d for path in MANIFESTS for d in yaml.safe_load_all(path.read_text()) if d]
+    deployments = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Deployment"}
+    gateway_labels = deployments["lmforge-gateway"]["spec"]["template"]["metadata"]["labels"]
+    for target, port in (("lmforge-vllm", 8100), ("lmforge-redis", 6379)):
+        pod_labels = deployments[target]["spec"]["template"]["metadata"]["labels"]
+        policies = [d for d in docs if d["kind"] == "NetworkPolicy"
+                    and d["spec"]["podSelector"]["matchLabels"].items() <= pod_labels.items()]
+        assert len(policies) == 1 and policies[0]["spec"]["policyTypes"] == ["Ingress"], target
+        (rule,) = policies[0]["spec"]["ingress"]
+        assert [p["podSelector"]["matchLabels"] for p in rule["from"]] == [gateway_labels]
+        assert [p["port"] for p in rule["ports"]] == [port]
+    vllm = deployments["lmforge-vllm"]["spec"]["template"]["spec"]["containers"][0]
+    (key_env,) = [e for e in vllm["env"] if e["name"] == "VLLM_API_KEY"]
+    assert "--api-key" not in vllm["args"]  # never on a command line
+    sources = deployments["lmforge-gateway"]["spec"]["template"]["spec"]["volumes"][0]["projected"]["sources"]
+    assert key_env["valueFrom"]["secretKeyRef"]["name"] in [s["secret"]["name"] for s in sources if "secret" in s]
 
 
 def test_prefect_k8s_work_pool_renders_a_valid_job() -> None:

@@ -21,7 +21,7 @@ import pytest
 
 from lmforge.config import load_config
 from lmforge.serve.engine import VLLMEngine, deep_probe
-from lmforge.serve.stack import StackInfo, stack_status, start_stack, stop_stack
+from lmforge.serve.stack import StackInfo, stack_status, start_stack, stop_stack, vllm_key, vllm_key_path
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 KEY = "lmf-integration-key"
@@ -37,7 +37,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def stack(tiny_model_dir: Path) -> Iterator[tuple[StackInfo, object]]:
     cfg = load_config("tiny", [f"serve.vllm_port={_free_port()}", f"serve.gateway_port={_free_port()}",
-                               "serve.max_tokens_limit=64", "serve.rate_burst=1000", "serve.rate_limit_rpm=60000",
+                               "serve.max_tokens_limit=512", "serve.rate_burst=1000", "serve.rate_limit_rpm=60000",
                                "serve.startup_timeout_s=900"])  # niced tests beside a timing run start slowly
     began = time.monotonic()
     info = start_stack(cfg, tiny_model_dir, MODEL, "1", [KEY])
@@ -56,8 +56,15 @@ def _client(info: StackInfo, key: str = KEY) -> openai.OpenAI:
 
 def test_deep_probe_and_status(stack: tuple[StackInfo, object]) -> None:
     info, cfg = stack
-    assert deep_probe(info.vllm_url, MODEL) and deep_probe(info.gateway_url, MODEL, api_key=KEY)
+    assert deep_probe(info.gateway_url, MODEL, api_key=KEY)
     assert not deep_probe(info.gateway_url, MODEL, api_key="wrong")
+    # No way around the filter: vLLM refuses a request without the key only the gateway holds.
+    keyless = httpx.post(f"{info.vllm_url}/v1/chat/completions", timeout=30,
+                         json={"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4})
+    assert keyless.status_code == 401 and not deep_probe(info.vllm_url, MODEL, api_key=KEY)
+    assert deep_probe(info.vllm_url, MODEL, api_key=vllm_key(cfg))
+    assert oct(vllm_key_path(cfg).stat().st_mode & 0o777) == "0o600"
+    assert vllm_key(cfg).encode() not in Path(f"/proc/{info.pids['vllm']}/cmdline").read_bytes()
     status = stack_status(cfg)
     assert status["running"] and status["gateway_ready"] and set(status["alive"]) == {"vllm", "gateway"}
     assert all(os.getpgid(pid) == pid for pid in info.pids.values())  # own process groups: stop kills all
@@ -71,6 +78,15 @@ def test_chat_completion_through_gateway(stack: tuple[StackInfo, object]) -> Non
     assert raw.headers["x-lmforge-model"] == MODEL and raw.headers["x-lmforge-policy-version"] == "2026.11.1"
     assert reply.choices[0].message.content is not None and reply.usage.completion_tokens <= 16
     print(f"[integration] chat reply: {reply.choices[0].message.content!r}")
+
+
+def test_sdk_default_call_without_max_tokens(stack: tuple[StackInfo, object]) -> None:
+    """The openai SDK's plainest call names no max_tokens: it gets what vLLM gives (the room left in the 256-token
+    context), not a 400 for the gateway's limit of 512 being over the context."""
+    reply = _client(stack[0]).chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": "Tell me about the harbor."}])
+    assert reply.choices[0].finish_reason in ("stop", "length")
+    assert reply.usage.prompt_tokens + reply.usage.completion_tokens <= 256
 
 
 def test_completion_and_streaming_agree(stack: tuple[StackInfo, object]) -> None:
