@@ -45,8 +45,8 @@ LMFORGE_STATE_DIR = EnvVar(
 LMFORGE_API_KEYS = EnvVar(
     "LMFORGE_API_KEYS",
     None,
-    "Comma-separated plaintext API keys the gateway accepts; stored only as hashes. Default: one key is "
-    "generated per rollout and printed once.",
+    "Comma-separated plaintext API keys the gateway accepts (named default, default-2, ...); stored only as "
+    "hashes. Default: one key is generated per rollout and printed once. More keys: `lmforge keys create`.",
 )
 LMFORGE_MLFLOW_URI = EnvVar(
     "LMFORGE_MLFLOW_URI", None, "MLflow tracking URI; overrides registry.tracking_uri of the profile."
