@@ -243,3 +243,9 @@ def test_metrics_open_or_on_a_port_of_their_own(fake_vllm: FastAPI) -> None:
         client.get("/v1/models", headers=AUTH)
         text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
     assert 'lmforge_gateway_requests_total{endpoint="/v1/models",status="200"} 1.0' in text
+
+
+def test_unreachable_rate_limit_storage_refuses_with_503_not_unlimited(gateway: Gateway) -> None:
+    r = gateway(rate_limit_storage="redis://127.0.0.1:9").get("/v1/models", headers=AUTH)  # nothing listens on 9
+    assert r.status_code == 503 and r.headers["retry-after"] == "1"
+    assert r.json()["error"]["code"] == "rate_limit_unavailable"
