@@ -81,6 +81,8 @@ def test_two_gateways_hold_one_limit_in_redis(redis_url: str, tmp_path: Path) ->
         codes = [httpx.get(f"{urls[i % 2]}/v1/models", headers=_auth(alice), timeout=10).status_code
                  for i in range(5)]
         assert codes == [200, 200, 200, 429, 429]
+        logged = "".join(log.read_text() for log in logs)
+        assert logged.count("key=alice GET /v1/models 200") == 3 and alice not in logged  # by name, not secret
     finally:
         for proc in procs:
             stop_process_group(proc.pid)
