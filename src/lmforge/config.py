@@ -262,7 +262,12 @@ class RolloutConfig(_Section):
     steps: list[int] = Field(default_factory=lambda: [10, 50, 100], description="Canary traffic % per step.")
     requests_per_step: int = Field(20, description="Requests analysed per step.")
     max_error_rate: float = Field(0.05, description="Canary fails a step above this error rate.")
-    max_p99_latency_ratio: float = Field(2.0, description="Canary p99 / champion p99 must stay below.")
+    max_latency_ratio: float = Field(
+        2.0, gt=0, description="A step fails on latency when the challenger is slower by the rank test "
+        "(latency_alpha) and its median latency is over this times the champion's.")
+    latency_alpha: float = Field(
+        0.01, gt=0, lt=1, description="Significance level of the one-sided Mann-Whitney U test that the "
+        "challenger's latencies are larger than the champion's.")
     max_violation_rate: float = Field(0.1, description="Compliance violations per response allowed.")
     failure_limit: int = Field(1, description="Failed steps tolerated before rollback.")
     mode: Literal["canary", "shadow"] = Field(
@@ -283,7 +288,7 @@ class RolloutConfig(_Section):
     stream_every: int = Field(2, ge=0, description="One in N rollout requests streams (a seeded coin), so "
                                                    "both paths are measured (0: none stream).")
     latency_floor_ms: float = Field(
-        50.0, ge=0, description="p99 latencies are compared as max(p99, this): below it a ratio is noise.")
+        50.0, ge=0, description="Latencies are compared as max(latency, this): below it a difference is noise.")
     min_latency_samples: int = Field(
         5, ge=1, description="Latency is judged per kind (streamed, plain) only once the challenger's step and the "
         "champion have this many timed answers of that kind; with 20 requests per step the 10 % step has 2 "

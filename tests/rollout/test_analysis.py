@@ -11,8 +11,8 @@ from lmforge.rollout.analysis import ArmFigures, arm_figures, decide, judge_step
 from lmforge.rollout.traffic import _shuffled_cycle, plan_requests
 from lmforge.serve.routing import Arm, Observation, Router
 
-CFG = RolloutConfig(steps=[10, 50, 100], max_error_rate=0.05, max_p99_latency_ratio=2.0, max_violation_rate=0.1,
-                    failure_limit=1, latency_floor_ms=50.0)
+CFG = RolloutConfig(steps=[10, 50, 100], max_error_rate=0.05, max_latency_ratio=2.0, latency_alpha=0.01,
+                    max_violation_rate=0.1, failure_limit=1, latency_floor_ms=50.0)
 
 
 def _obs(arm: str, n: int, seconds: float = 0.2, errors: int = 0, flagged: int = 0,
@@ -71,7 +71,8 @@ def test_streamed_answers_are_compared_with_streamed_answers() -> None:
     slow_stream = arm_figures(_obs("challenger", 5, seconds=0.2) + _obs("challenger", 5, seconds=1.5, streamed=True))
     step = judge_step(50, "canary", slow_stream, champion, CFG)
     assert not step.passed and step.p99_ratio == pytest.approx(3.0)
-    assert step.failures[0].startswith("streamed p99 1.500s is 3.00x the champion's 0.500s")
+    assert step.failures[0].startswith("streamed answers: median latency 3.00x the champion's > 2.0x and slower "
+                                       "by rank (Mann-Whitney p=")
     # The old pooled comparison would have failed a challenger whose answers all happened to stream.
     all_streamed = arm_figures(_obs("challenger", 10, seconds=0.5, streamed=True))
     assert judge_step(50, "canary", all_streamed, champion, CFG).passed
