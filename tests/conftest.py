@@ -9,7 +9,10 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -86,3 +89,19 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, tiny_tokenizer_dir:
         tokenizer.save_pretrained(tmp)
         (tmp / "lmforge.json").write_text(json.dumps({"run_id": None, "metrics": {"val_ppl": 400.0}}))
     return out
+
+
+def wait_until(check: Callable[[], Any], timeout_s: float, what: str = "", poll_s: float = 0.2) -> Any:
+    """Poll ``check`` until it returns something truthy (returned), failing after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if found := check():
+            return found
+        time.sleep(poll_s)
+    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what or check.__name__}")
+
+
+@pytest.fixture
+def until() -> Callable[..., Any]:
+    """``until(check, timeout_s, what)``: every server wait in a test has a timeout."""
+    return wait_until

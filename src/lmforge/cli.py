@@ -3,6 +3,7 @@
     lmforge pipeline                       # the whole chain on the default (tiny) profile, via Prefect
     lmforge data --set data.max_docs=100   # one stage, with a config override
     lmforge promote lmforge-tiny-student 3 --by alice --reason "beats v2"
+    lmforge rollback lmforge-tiny-student --reason "v3 answers worse"   # champion back to v2, traffic too
 
 Every subcommand takes ``--profile`` and repeated ``--set section.field=value``. Errors a user can fix
 (missing input, failed gate, server down) print one line and exit 1; nothing prints a stack trace.
@@ -134,6 +135,12 @@ def cmd_rollout(cfg: LMForgeConfig, args: argparse.Namespace) -> Any:
     return run_rollout(cfg)
 
 
+def cmd_rollback(cfg: LMForgeConfig, args: argparse.Namespace) -> Any:
+    from lmforge.rollout.rollback import rollback
+
+    return rollback(cfg, args.model, by=args.by, reason=args.reason)
+
+
 def cmd_pipeline(cfg: LMForgeConfig, args: argparse.Namespace) -> Any:
     from flows.pipeline import run_pipeline_flow
 
@@ -204,6 +211,14 @@ def _args_keys(p: argparse.ArgumentParser) -> None:
                    "(default: serve.rate_limit_rpm)")
 
 
+def _args_rollback(p: argparse.ArgumentParser) -> None:
+    import getpass
+
+    p.add_argument("model", help="registered model name, e.g. lmforge-tiny-student")
+    p.add_argument("--by", default=getpass.getuser(), help="who decides (default: this user)")
+    p.add_argument("--reason", default="rollback on demand", help="why (goes to the promotion log)")
+
+
 def _args_filter(p: argparse.ArgumentParser) -> None:
     p.add_argument("--policy", help="policy YAML (default: serve.policy of the profile)")
     p.add_argument("--stream-chunks", type=int, default=None, help="feed each text in N-character chunks")
@@ -256,6 +271,10 @@ COMMANDS: dict[str, tuple[Callable[[LMForgeConfig, argparse.Namespace], Any], Ca
                 "Reads models:/<name>@champion and @challenger; serves the champion (vLLM + gateway), runs the "
                 "challenger's vLLM beside it on rollout.steps % of traffic (rollout.mode canary or shadow), then "
                 "promotes it (promotion log) or rolls it back; writes .state/serve/rollouts/<name>-v<N>-*.json."),
+    "rollback": (cmd_rollback, _args_rollback,
+                 "Reads the promotion log; moves alias champion back to the previous champion (logged) and, when "
+                 "the stack serves the model, switches the gateway to that version's vLLM (kept warm "
+                 "serve.previous_champion_grace_s after a promotion, else started) with no request refused."),
     "pipeline": (cmd_pipeline, _no_args,
                  "Runs data -> pretrain -> finetune -> distill -> register -> rollout as one Prefect flow."),
     "status": (cmd_status, _no_args,

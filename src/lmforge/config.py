@@ -250,6 +250,13 @@ class ServeConfig(_Section):
     challenger_port: int | None = Field(
         None, description="Port of the challenger's vLLM during a rollout (None: vllm_port + 1). A promoted "
         "challenger keeps its port, so champion and challenger alternate between the two.")
+    restart_backoff_s: float = Field(
+        1.0, gt=0, description="The stack restarts a vLLM that died after this many seconds, doubling while it "
+        "keeps dying within a minute of its start.")
+    restart_backoff_max_s: float = Field(60.0, gt=0, description="The longest wait before restarting a dead vLLM.")
+    previous_champion_grace_s: float = Field(
+        300.0, ge=0, description="Seconds the previous champion's vLLM stays up after a promotion or rollback, so "
+        "`lmforge rollback` in that window only switches the gateway; it stops once idle after them (0: at once).")
 
     @field_validator("cpu_threads", mode="before")
     @classmethod

@@ -5,8 +5,11 @@ The tests run in order and share one profile (its stack and registry):
 1. a healthy challenger goes through the canary steps 10 -> 50 -> 100 % and is promoted: the champion alias
    moves (promotion log, figures as the reason), the gateway serves it, the old champion's vLLM is stopped;
 2. the next challenger is rolled out in shadow mode with a policy that flags everything: clients only ever see
-   the champion, the challenger's violation rate fails two steps, it is rolled back and its vLLM stopped.
-Three vLLM starts in all (the first two load at once). Run with:
+   the champion, the challenger's violation rate fails two steps, it is rolled back and its vLLM stopped;
+3. `lmforge rollback` with requests flowing: the previous champion (stopped after 1.) is started, the gateway
+   switched, not one request fails; the rolled-back-from champion is kept warm;
+4. `lmforge rollback` again, within the grace period: only the gateway switches (no start), again no failure.
+Four vLLM starts in all (the first two load at once). Run with:
     pytest -m integration tests/rollout -s
 """
 
@@ -14,22 +17,28 @@ from __future__ import annotations
 
 import json
 import socket
-from collections.abc import Iterator
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 import yaml
 from mlflow import MlflowClient
 
+from lmforge.cli import main
 from lmforge.config import LMForgeConfig, load_config
 from lmforge.registry.promote import history, promote_to_champion
 from lmforge.registry.register import register_model
 from lmforge.rollout import run_rollout
-from lmforge.serve.stack import admin_key, gateway_settings_path, stack_status, stop_stack
+from lmforge.rollout.rollback import rollback
+from lmforge.serve.stack import admin_key, gateway_settings_path, stack_status, stop_stack, warm_previous
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 GATES = {"data": "passed", "distill": "passed"}
+Until = Callable[..., Any]
 
 
 def _free_port() -> int:
@@ -60,7 +69,8 @@ def _register(cfg: LMForgeConfig, model_dir: Path) -> str:
 def test_canary_promotes_a_healthy_challenger(overrides: list[str], tiny_model_dir: Path) -> None:
     # The same model on both arms. Judged by p99 (the slowest of ~5 answers on 2 shared cores) a run on 2026-12-02
     # rolled this back at 2.1x and 3.4x; the rank test and median of the default thresholds must promote it.
-    cfg = _cfg(overrides)
+    # No grace period: the old champion is stopped (test 3 starts it again for a rollback).
+    cfg = _cfg(overrides, "serve.previous_champion_grace_s=0")
     name = cfg.model_name("student")
     champion = _register(cfg, tiny_model_dir)
     promote_to_champion(cfg, name, champion, by="test", reason="first release")
@@ -138,3 +148,100 @@ def test_shadow_rolls_back_a_challenger_whose_policy_flags_everything(
     route = httpx.get(f"{served['gateway_url']}/admin/route", timeout=10,
                       headers={"Authorization": f"Bearer {admin_key(cfg)}"}).json()
     assert route["challenger"] is None and route["champion"]["version"] == champion
+
+
+class Traffic(threading.Thread):
+    """Completions through the gateway one after another, plain and streamed in turn, until stopped: what each
+    got (a stream that broke mid-way, an error event or no [DONE], counts as a failure)."""
+
+    def __init__(self, gateway_url: str, key: str, model: str) -> None:
+        super().__init__(daemon=True)
+        self.url, self.key, self.model = gateway_url, key, model
+        self.versions: Counter[str] = Counter()
+        self.failures: list[str] = []
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        with httpx.Client(base_url=self.url, timeout=120, headers={"Authorization": f"Bearer {self.key}"}) as http:
+            for i in range(100_000):
+                if self.done.is_set():
+                    return
+                body = {"model": self.model, "prompt": f"{i}: The harbor was", "max_tokens": 8, "stream": i % 2 == 1}
+                try:
+                    with http.stream("POST", "/v1/completions", json=body) as r:
+                        text = "".join(r.iter_lines())
+                except httpx.HTTPError as err:
+                    self.failures.append(repr(err))
+                    continue
+                if r.status_code != 200 or (body["stream"] and ("[DONE]" not in text or '"error"' in text)):
+                    self.failures.append(f"{r.status_code}: {text[:200]}")
+                self.versions[r.headers.get("x-lmforge-model-version", "?")] += 1
+
+    def stop(self) -> None:
+        self.done.set()
+        self.join(timeout=180)
+        assert not self.is_alive(), "the traffic thread did not finish"
+
+
+def _rollback_with_traffic(cfg: LMForgeConfig, do_rollback: Callable[[], dict], until: Until) -> tuple[dict, Traffic]:
+    name = cfg.model_name("student")
+    traffic = Traffic(stack_status(cfg)["gateway_url"], admin_key(cfg), name)  # an admin key is an API key too
+    traffic.start()
+    try:
+        until(lambda: sum(traffic.versions.values()) >= 4, 120, "answers before")
+        report = do_rollback()
+        until(lambda: traffic.versions[report["to_version"]] >= 4, 120, "answers of the new champion")
+    finally:
+        traffic.stop()
+    assert not traffic.failures, f"{len(traffic.failures)} failed during the rollback: {traffic.failures[:3]}"
+    assert traffic.versions.keys() == {report["from_version"], report["to_version"]}
+    return report, traffic
+
+
+def test_rollback_puts_the_previous_champion_back_with_traffic_flowing(overrides: list[str], until: Until) -> None:
+    cfg = _cfg(overrides, "serve.previous_champion_grace_s=300")
+    name = cfg.model_name("student")
+    current = str(MlflowClient().get_model_version_by_alias(name, "champion").version)
+    before = [m for m in history(cfg, name) if m.alias == "champion"][-1].from_version  # test 1 moved it
+    assert warm_previous(cfg) is None  # stopped after test 1 (grace 0): this rollback starts it
+
+    report, traffic = _rollback_with_traffic(cfg, lambda: rollback(cfg, name, by="test", reason="v2 answers worse"),
+                                             until)
+    print(f"\n[integration] rollback v{current} -> v{before} (started) in {report['seconds']}s; "
+          f"answers {traffic.versions}")
+    assert (report["from_version"], report["to_version"], report["warm"]) == (current, before, False)
+    move = history(cfg, name)[-1]  # in the promotion log like any alias move
+    assert (move.alias, move.from_version, move.to_version, move.by) == ("champion", current, before, "test")
+    assert move.reason == "rollback: v2 answers worse"
+    assert str(MlflowClient().get_model_version_by_alias(name, "champion").version) == before
+    status = stack_status(cfg)
+    assert status["running"] and status["version"] == before and status["vllm_url"] == report["vllm_url"]
+    previous = warm_previous(cfg)  # the rolled-back-from champion stays warm for the grace period
+    assert previous is not None and previous["version"] == current and not report["old_champion_stopped"]
+    settings = json.loads(gateway_settings_path(cfg).read_text())  # a gateway restart serves the same
+    assert settings["upstream_url"] == report["vllm_url"] and settings["model_version"] == before
+
+
+def test_a_rollback_within_the_grace_period_only_switches_the_gateway(
+    overrides: list[str], capsys: pytest.CaptureFixture[str], until: Until
+) -> None:
+    cfg = _cfg(overrides, "serve.previous_champion_grace_s=300")
+    name = cfg.model_name("student")
+    warm = warm_previous(cfg)
+    assert warm is not None
+    sets = [arg for o in [*overrides, "serve.previous_champion_grace_s=300"] for arg in ("--set", o)]
+
+    def cli_rollback() -> dict:
+        capsys.readouterr()
+        assert main(["rollback", name, "--by", "test", "--reason", "back again", *sets]) == 0
+        return json.loads(capsys.readouterr().out)
+
+    report, traffic = _rollback_with_traffic(cfg, cli_rollback, until)
+    print(f"\n[integration] rollback to the warm v{warm['version']} in {report['seconds']}s; "
+          f"answers {traffic.versions}")
+    assert report["warm"] and report["to_version"] == warm["version"] and report["vllm_url"] == warm["vllm_url"]
+    assert report["seconds"] < 10  # no vLLM start (15-60 s here): a probe, the registry and the gateway switch
+    assert history(cfg, name)[-1].reason == "rollback: back again"
+    status = stack_status(cfg)
+    assert status["version"] == warm["version"] and status["pids"]["vllm"] == warm["pid"]
+    assert warm_previous(cfg)["version"] == report["from_version"]  # and back: the other one is warm now

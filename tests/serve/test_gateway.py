@@ -205,7 +205,9 @@ def test_upstream_errors_are_clean(gateway: Gateway) -> None:
     down = TestClient(create_app(settings))
     r = down.post("/v1/chat/completions", json=_chat(), headers=AUTH)
     assert r.status_code == 503 and r.json()["error"]["code"] == "upstream_unavailable"
-    assert down.get("/ready").status_code == 503 and down.get("/health").status_code == 200
+    assert r.headers["retry-after"] == "5"  # vLLM is down: come back once the supervisor has restarted it
+    ready = down.get("/ready")
+    assert ready.status_code == 503 and ready.headers["retry-after"] == "5" and down.get("/health").status_code == 200
     assert "Traceback" not in r.text
 
 

@@ -1,6 +1,7 @@
 """The real stack: vLLM's OpenAI server on a tiny random-weight Llama behind the gateway, via openai.
 
-One module-scoped stack (vLLM starts in 15-50 s on CPU) serves every test here, the bounded load test last.
+One module-scoped stack (vLLM starts in 15-50 s on CPU) serves every test here, then the bounded load test,
+then vLLM killed with kill -9 (the supervisor restarts it).
 Run with:
     pytest -m integration tests/serve/test_integration.py -s
 """
@@ -10,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import openai
@@ -22,6 +25,7 @@ import pytest
 from lmforge.config import load_config
 from lmforge.serve.engine import VLLMEngine, deep_probe
 from lmforge.serve.stack import StackInfo, stack_status, start_stack, stop_stack, vllm_key, vllm_key_path
+from lmforge.serve.supervisor import group_members
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 KEY = "lmf-integration-key"
@@ -199,3 +203,42 @@ def _pinned_cores(pids: list[int]) -> set[int]:
             if len(allowed) == 1:
                 cores |= allowed
     return cores
+
+
+def test_a_killed_vllm_comes_back_by_itself(stack: tuple[StackInfo, object], until: Callable[..., Any]) -> None:
+    """kill -9 of vLLM's API server: the gateway answers 503 with Retry-After and /ready turns 503, vLLM's engine
+    core does not outlive it, and the supervisor restarts vLLM without anyone running `lmforge serve`."""
+    info, cfg = stack
+    [api_server] = _children(info.pids["vllm"])  # the recorded pid is vLLM's supervisor
+    dead = group_members(api_server)
+    assert len(dead) >= 2, f"no engine core beside the API server: {dead}"
+    os.kill(api_server, signal.SIGKILL)
+    killed = time.monotonic()
+    body = {"model": MODEL, "prompt": "The harbor was", "max_tokens": 2}
+    headers = {"Authorization": f"Bearer {KEY}"}
+    seen = []
+
+    def unavailable() -> httpx.Response | None:
+        r = httpx.post(f"{info.gateway_url}/v1/completions", json=body, headers=headers, timeout=30)
+        seen.append(r.status_code)
+        return r if r.status_code == 503 else None
+
+    down = until(unavailable, 60, "a 503")
+    assert down.headers["retry-after"] == "5" and down.json()["error"]["code"] == "upstream_unavailable"
+    ready = httpx.get(f"{info.gateway_url}/ready", timeout=10)
+    assert ready.status_code == 503 and ready.headers["retry-after"] == "5"
+    until(lambda: not any(Path(f"/proc/{pid}").exists() for pid in dead), 60, "the engine core to go too")
+
+    until(lambda: deep_probe(info.gateway_url, MODEL, api_key=KEY), 900, "vLLM back behind the gateway")
+    back = time.monotonic() - killed
+    print(f"\n[integration] killed vLLM answered again after {back:.1f}s; statuses meanwhile {sorted(set(seen))}")
+    status = stack_status(cfg)
+    assert status["running"] and status["gateway_ready"] and status["vllm_restarts"] == 1
+    port = info.vllm_url.rsplit(":", 1)[1]
+    assert f'lmforge_vllm_restarts_total{{server="{port}"}} 1.0' in httpx.get(f"{info.gateway_url}/metrics").text
+    assert "died with exit code -9" in (info.log_dir / "vllm.log").read_text()
+
+
+def _children(pid: int) -> list[int]:
+    return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+

@@ -1,5 +1,5 @@
 """Stack bookkeeping without vLLM: status and stop on a missing or stale record, refusals before launch, the
-challenger's port and record, the admin key file."""
+challenger's port and record, the admin key file, the previous champion kept warm after a switch."""
 
 from __future__ import annotations
 
@@ -7,23 +7,30 @@ import json
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from lmforge.config import load_config
 from lmforge.serve.engine import EngineError
+from lmforge.serve.settings import GatewaySettings
 from lmforge.serve.stack import (
     _write_secret,
     admin_key,
     admin_key_path,
+    adopt_engine,
     challenger_port,
     champion_port,
+    forget_previous,
+    gateway_settings_path,
     record_challenger,
     stack_status,
     start_stack,
     state_path,
     stop_stack,
+    supervisor_dir,
+    warm_previous,
 )
 
 
@@ -86,3 +93,37 @@ def test_a_recorded_challenger_is_stopped_with_the_stack_and_its_admin_key_remov
     finally:
         fake.kill()
         fake.wait()
+
+
+def test_a_switched_champion_keeps_the_old_one_warm_until_switched_back_or_stopped() -> None:
+    cfg = load_config("tiny", ["profile=warm"])
+    sleepers = [subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", "vllm"], start_new_session=True)
+                for _ in range(2)]
+    old, new = (p.pid for p in sleepers)
+    try:
+        state_path(cfg).parent.mkdir(parents=True, exist_ok=True)
+        state_path(cfg).write_text(json.dumps({"gateway_url": "http://127.0.0.1:9", "vllm_url": "http://127.0.0.1:9100",
+                                               "version": "1", "pids": {"vllm": old}}))
+        settings = GatewaySettings(upstream_url="http://127.0.0.1:9100", model_name="m", model_version="1",
+                                   policy_path=Path("configs/policy.yaml"), api_key_hashes=["0" * 64])
+        gateway_settings_path(cfg).write_text(settings.model_dump_json())
+        expiry = supervisor_dir(cfg) / "vllm-9100.expires"
+
+        assert adopt_engine(cfg, "http://127.0.0.1:9101", new, "2") is False  # kept warm, not stopped
+        previous = warm_previous(cfg)
+        assert previous is not None and (previous["pid"], previous["version"]) == (old, "1")
+        assert 290 < float(expiry.read_text()) - time.time() <= 300  # its supervisor retires it then
+        written = json.loads(gateway_settings_path(cfg).read_text())
+        assert (written["upstream_url"], written["model_version"]) == ("http://127.0.0.1:9101", "2")
+
+        forget_previous(cfg, stop=False)  # a rollback takes the warm one back: its retirement is cancelled
+        record_challenger(cfg, old)
+        assert not expiry.exists() and warm_previous(cfg) is None
+        adopt_engine(cfg, "http://127.0.0.1:9100", old, "1")
+        assert warm_previous(cfg)["pid"] == new and stack_status(cfg)["pids"] == {"vllm": old, "previous": new}
+        assert set(stop_stack(cfg)["stopped"]) == {"previous", "vllm"}
+        assert all(p.wait(timeout=10) is not None for p in sleepers)
+    finally:
+        for p in sleepers:
+            p.kill()
+            p.wait()

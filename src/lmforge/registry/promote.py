@@ -1,6 +1,7 @@
 """Move aliases only through gates, and keep the history MLflow does not.
 
     promote_to_champion(cfg, "lmforge-tiny-student", "3", by="alice", reason="beats v2")
+    rollback_champion(cfg, "lmforge-tiny-student", by="alice", reason="v3 answers worse")  # back to v2
 
 Every alias move is appended to the registered model's promotion log, stored as tags
 ``lmforge.alias_log.<ns timestamp>`` on the registered model itself, so the log lives wherever the registry
@@ -79,6 +80,20 @@ def promote_to_champion(cfg: LMForgeConfig, name: str, version: str, by: str, re
     if failures:
         raise PromotionRefused(f"{name} v{version} cannot become champion: " + "; ".join(failures))
     return move_alias(cfg, name, "champion", version, by=by, reason=reason)
+
+
+def previous_champion(cfg: LMForgeConfig, name: str) -> str | None:
+    """The version ``champion`` pointed at before its last move (from the promotion log), or None."""
+    moves = [m for m in history(cfg, name) if m.alias == "champion"]
+    return moves[-1].from_version if moves else None
+
+
+def rollback_champion(cfg: LMForgeConfig, name: str, by: str, reason: str) -> AliasMove:
+    """Move ``champion`` back to the previous champion, logged like any move. No gates: it was champion."""
+    previous = previous_champion(cfg, name)
+    if previous is None:
+        raise LookupError(f"{name} has no previous champion in its promotion log: nothing to roll back to")
+    return move_alias(cfg, name, "champion", previous, by=by, reason=f"rollback: {reason}")
 
 
 def approve(cfg: LMForgeConfig, name: str, version: str, by: str, reason: str) -> None:

@@ -12,7 +12,8 @@
    (``canary``), or mirror it (``shadow``); send ``requests_per_step`` requests; read back from the gateway what
    each arm did; judge the step (``lmforge.rollout.analysis``, pure).
 4. Promote: move ``champion`` through ``promote_to_champion`` (gates checked again; the figures are the reason in
-   the promotion log), switch the gateway to the challenger, stop the old champion's vLLM. Roll back: all
+   the promotion log), switch the gateway to the challenger, keep the old champion's vLLM warm for
+   ``serve.previous_champion_grace_s`` (``lmforge rollback`` then only switches back), then it stops. Roll back: all
    traffic to the champion, the challenger's vLLM stopped. Either way the verdict is tagged on the challenger's
    version (``lmforge.rollout``) and the whole report is written to ``<state>/serve/rollouts/``.
 
@@ -45,11 +46,12 @@ from lmforge.serve.engine import VLLMEngine
 from lmforge.serve.routing import Observation
 from lmforge.serve.stack import (
     admin_key,
-    adopt_challenger,
+    adopt_engine,
     challenger_port,
     champion_port,
     record_challenger,
     start_challenger,
+    warm_previous,
 )
 
 log = logging.getLogger("lmforge.rollout")
@@ -158,9 +160,9 @@ def _finish(
             decision = Decision("rollback", None, f"rolled back: {refused}")
     if decision.action == "promote":
         admin.promote()
-        old_stopped = adopt_challenger(cfg, engine, plan.challenger, policy_path)
+        old_stopped = adopt_engine(cfg, engine.base_url, engine.pid or 0, plan.challenger, policy_path)
         return {"decision": "promote", "reason": decision.reason, "promotion": asdict(move) if move else None,
-                "old_champion_stopped": old_stopped}
+                "old_champion_stopped": old_stopped, "previous_champion": warm_previous(cfg)}
     admin.clear_route()
     engine.stop()
     record_challenger(cfg, None)

@@ -9,7 +9,8 @@
 SIGTERM when the thread that started it ends, even by SIGKILL, so a killed benchmark or test leaves no server
 holding its port and memory (vLLM then ends its engine-core process). Either way the server runs in its own
 process group, and ``stop()`` terminates the group (vLLM spawns an engine-core process), then kills what is
-left.
+left. With ``supervisor_dir`` (the stack's vLLMs) it runs under ``lmforge.serve.supervisor`` and ``.pid`` is the
+supervisor's: it restarts a vLLM that died, and keeps its metrics and expiry files in that folder.
 
 ``api_key`` makes vLLM refuse any request to ``/v1/*`` without it (401). It reaches vLLM as the VLLM_API_KEY
 environment variable, readable only by this user (``/proc/<pid>/environ``), never as ``--api-key`` on a command
@@ -56,6 +57,7 @@ class VLLMEngine:
         log_path: Path,
         detached: bool = False,
         api_key: str | None = None,
+        supervisor_dir: Path | None = None,
     ) -> None:
         if not served_model_names:
             raise ValueError("served_model_names must name at least one model")
@@ -66,6 +68,7 @@ class VLLMEngine:
         self.log_path = Path(log_path)
         self.detached = detached
         self.api_key = api_key
+        self.supervisor_dir = Path(supervisor_dir) if supervisor_dir else None
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -102,6 +105,22 @@ class VLLMEngine:
             cmd += ["--stream-interval", str(self.cfg.stream_interval)]
         return cmd
 
+    def supervised_command(self) -> list[str]:
+        """``command()`` under the supervisor (restarts with backoff, metrics and expiry files)."""
+        assert self.supervisor_dir is not None
+        return [sys.executable, "-m", "lmforge.serve.supervisor", "--name", str(self.port),
+                "--health-url", f"{self.base_url}/health", "--metrics-file", str(self.metrics_file),
+                "--expiry-file", str(self.expiry_file), "--backoff-s", str(self.cfg.restart_backoff_s),
+                "--backoff-max-s", str(self.cfg.restart_backoff_max_s), "--", *self.command()]
+
+    @property
+    def metrics_file(self) -> Path:
+        return supervisor_files(self.supervisor_dir or self.log_path.parent, self.port)[0]
+
+    @property
+    def expiry_file(self) -> Path:
+        return supervisor_files(self.supervisor_dir or self.log_path.parent, self.port)[1]
+
     def environment(self) -> dict[str, str]:
         env = dict(os.environ)
         env.update(envs.offline_defaults(envs.state_dir()))  # vLLM must never reach the network
@@ -119,15 +138,19 @@ class VLLMEngine:
         if self.alive():
             return self
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        command = self.command()
+        if self.supervisor_dir is not None:
+            self.expiry_file.unlink(missing_ok=True)  # a stale one would retire this server
+            command = self.supervised_command()
         with open(self.log_path, "ab") as log:
-            log.write(f"\n=== {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {self.command()}\n".encode())
+            log.write(f"\n=== {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {command}\n".encode())
             log.flush()
             # Own process group always (stop() signals the whole group); own session when detached, else it
             # dies with its starter.
             session = ({"start_new_session": True} if self.detached
-                       else {"preexec_fn": functools.partial(_die_with_parent, os.getpid())})
+                       else {"preexec_fn": functools.partial(die_with_parent, os.getpid())})
             self._proc = subprocess.Popen(
-                self.command(),
+                command,
                 env=self.environment(),
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -187,6 +210,11 @@ _PR_SET_PDEATHSIG = 1
 _LIBC = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True) if sys.platform == "linux" else None
 
 
+def supervisor_files(directory: Path, port: int) -> tuple[Path, Path]:
+    """The metrics file and expiry file of the supervisor of the vLLM on ``port``."""
+    return directory / f"vllm-{port}.prom", directory / f"vllm-{port}.expires"
+
+
 def cpu_thread_list(spec: str) -> str:
     """VLLM_CPU_OMP_THREADS_BIND for ``serve.cpu_threads``: 'all' is every core this process may run on."""
     if spec.strip().lower() != "all":
@@ -194,7 +222,7 @@ def cpu_thread_list(spec: str) -> str:
     return ",".join(str(cpu) for cpu in sorted(os.sched_getaffinity(0)))
 
 
-def _die_with_parent(parent: int) -> None:
+def die_with_parent(parent: int) -> None:
     """In the child between fork and exec: a process group of its own, and SIGTERM when the parent thread ends."""
     os.setpgid(0, 0)
     if _LIBC is not None:

@@ -40,7 +40,7 @@ from lmforge.serve.protocol import InvalidRequest, error_body, parse_request
 from lmforge.serve.relay import Kind
 from lmforge.serve.routing import Arm, Observation, Router
 from lmforge.serve.settings import GatewaySettings
-from lmforge.serve.upstream import Forward, answer, context_length, shadow
+from lmforge.serve.upstream import UNAVAILABLE_RETRY_AFTER_S, Forward, answer, context_length, shadow
 
 log = logging.getLogger("lmforge.gateway")
 __all__ = ["GatewaySettings", "create_app", "run_gateway"]
@@ -57,7 +57,7 @@ def create_app(
     keys = KeyRing(settings.keys_file, _static_keys(settings), settings.keys_reload_s)
     admin_keys = ApiKeys(settings.admin_key_hashes)
     limits = RateLimits(settings.rate_limit_storage, settings.rate_limit_rpm, settings.rate_burst)
-    metrics = GatewayMetrics()
+    metrics = GatewayMetrics(settings.supervisor_metrics_dir)
     # vLLM takes requests only with this key, which only the gateway holds: no client gets around the filter.
     upstream_headers = ({"Authorization": f"Bearer {settings.upstream_key_file.read_text().strip()}"}
                         if settings.upstream_key_file else {})
@@ -256,9 +256,8 @@ def create_app(
                 return JSONResponse({"status": "ready", "upstream": champion.upstream_url})
         except httpx.HTTPError:
             pass
-        return reject(
-            503, "not_ready", "The model server is not ready.", "server_error", "upstream_unavailable"
-        )
+        return reject(503, "not_ready", "The model server is not ready.", "server_error", "upstream_unavailable",
+                      {"Retry-After": str(UNAVAILABLE_RETRY_AFTER_S)})
 
     @app.get("/metrics")
     async def prometheus(request: Request) -> Response:

@@ -1,13 +1,19 @@
-"""The gateway's Prometheus metrics, in a registry of their own (one per app, so tests do not collide).
+"""The gateway's Prometheus metrics, in a registry of their own (one per app, so tests do not collide), and
+those the vLLM supervisors write to files (``TextfileCollector``), read at each scrape.
 
 ``serve_metrics`` serves them on a port of their own (``serve.metrics_port``), in a thread beside the API.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, start_http_server
+from prometheus_client.metrics_core import Metric
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.registry import Collector
 
 from lmforge.serve.routing import Observation
 
@@ -15,8 +21,10 @@ _LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 12
 
 
 class GatewayMetrics:
-    def __init__(self) -> None:
+    def __init__(self, textfile_dir: Path | None = None) -> None:
         self.registry = CollectorRegistry()
+        if textfile_dir is not None:
+            self.registry.register(TextfileCollector(textfile_dir))
         self.requests = Counter(
             "lmforge_gateway_requests",
             "Requests by endpoint and HTTP status.",
@@ -88,3 +96,23 @@ def serve_metrics(metrics: GatewayMetrics, host: str, port: int) -> WSGIServer:
     """Serve ``metrics`` at http://host:port/metrics from a daemon thread; ``.shutdown()`` stops it."""
     server, _thread = start_http_server(port, host, registry=metrics.registry)
     return server
+
+
+class TextfileCollector(Collector):
+    """The metrics in ``directory/*.prom`` (Prometheus text format), families of the same name merged: each
+    supervised vLLM writes one file with the same families, labelled by server."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+
+    def collect(self) -> Iterator[Metric]:
+        families: dict[str, Metric] = {}
+        for path in sorted(self.directory.glob("*.prom")):
+            try:
+                text = path.read_text()
+            except OSError:
+                continue  # its supervisor removed it meanwhile
+            for family in text_string_to_metric_families(text):
+                merged = families.setdefault(family.name, Metric(family.name, family.documentation, family.type))
+                merged.samples += family.samples
+        yield from families.values()

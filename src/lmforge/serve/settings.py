@@ -46,6 +46,9 @@ class GatewaySettings(BaseModel):
     metrics_open: bool = Field(
         False, description="On the API port, /metrics without a key (otherwise any valid API key reads it).")
     upstream_timeout_s: float = Field(300.0, description="Seconds to wait for vLLM on one request.")
+    supervisor_metrics_dir: Path | None = Field(
+        None, description="Folder of the vLLM supervisors' metric files (Prometheus textfile format, *.prom), "
+        "served on /metrics beside the gateway's own (None: none).")
 
     @field_validator("api_key_hashes")
     @classmethod

@@ -14,8 +14,13 @@ Each start also makes an admin key for the gateway's ``/admin`` routing API, kep
 in ``<state>/serve/<profile>-vllm.key`` (mode 0600, made once): vLLM answers only requests that carry it, and only
 the gateway sends it, so no client reaches the model around the gateway's keys, limits and filter. Named client keys
 (``lmforge keys``) live in ``<state>/serve/<profile>-keys.json`` and outlive restarts. During a rollout the
-challenger's vLLM is recorded as ``pids["challenger"]`` (``stop_stack`` stops it too); ``adopt_challenger``
-makes a promoted challenger the stack's vLLM and stops the old one.
+challenger's vLLM is recorded as ``pids["challenger"]`` (``stop_stack`` stops it too); ``adopt_engine``
+makes a promoted challenger (or a rolled-back-to champion) the stack's vLLM and keeps the old one warm as
+``previous`` for ``serve.previous_champion_grace_s``.
+
+Every vLLM of the stack runs under ``lmforge.serve.supervisor`` (the recorded pid is the supervisor's): a vLLM
+that dies is restarted with backoff, nothing it left keeps running, and its restarts are in the gateway's
+``/metrics`` (the supervisors' metric files in ``<state>/serve/supervisor/<profile>/``).
 """
 
 from __future__ import annotations
@@ -36,11 +41,20 @@ import httpx
 from lmforge import envs
 from lmforge.artifacts import write_json_atomic
 from lmforge.config import LMForgeConfig
-from lmforge.serve.engine import EngineError, VLLMEngine, deep_probe, log_tail, stop_process_group
+from lmforge.serve.engine import (
+    EngineError,
+    VLLMEngine,
+    deep_probe,
+    log_tail,
+    stop_process_group,
+    supervisor_files,
+)
 from lmforge.serve.settings import GatewaySettings
+from lmforge.serve.supervisor import DRAIN_TIMEOUT_S, restarts, retire_at
 
-# What each recorded pid must be running: never signal a pid that was reused by something else.
-_MARKERS = {"vllm": "vllm", "challenger": "vllm", "gateway": "lmforge.serve.gateway"}  # vLLM may retitle itself
+# What each recorded pid must be running: never signal a pid that was reused by something else. A vLLM's pid is
+# its supervisor's, whose command line holds vLLM's.
+_MARKERS = {"vllm": "vllm", "challenger": "vllm", "previous": "vllm", "gateway": "lmforge.serve.gateway"}
 GATEWAY_READY_TIMEOUT_S = 60.0
 
 
@@ -93,6 +107,11 @@ def admin_key(cfg: LMForgeConfig) -> str:
         raise LookupError(f"no serving stack for profile {cfg.profile!r}: run `lmforge serve` first") from err
 
 
+def supervisor_dir(cfg: LMForgeConfig) -> Path:
+    """Where the supervisors of the profile's vLLMs keep their metrics and expiry files."""
+    return envs.state_dir() / "serve" / "supervisor" / cfg.profile
+
+
 def start_stack(
     cfg: LMForgeConfig, model_dir: Path, model_name: str, model_version: str, api_keys: list[str]
 ) -> StackInfo:
@@ -105,7 +124,7 @@ def start_stack(
             _require_free_port(serve.host, port)
     log_dir = envs.state_dir() / "serve" / "logs" / cfg.profile
     engine = VLLMEngine(model_dir, [model_name], serve, serve.vllm_port, log_dir / "vllm.log", detached=True,
-                        api_key=vllm_key(cfg))
+                        api_key=vllm_key(cfg), supervisor_dir=supervisor_dir(cfg))
     engine.start()
     gateway_url = f"http://{serve.host}:{serve.gateway_port}"
     info = StackInfo(
@@ -126,7 +145,7 @@ def start_stack(
             admin_keys=[admin],
             keys_file=keys_path(cfg),
             upstream_key_file=vllm_key_path(cfg),
-        )
+        ).model_copy(update={"supervisor_metrics_dir": supervisor_dir(cfg)})
         settings_file = gateway_settings_path(cfg)
         write_json_atomic(settings_file, settings.model_dump(mode="json"))  # key hashes only
         gateway = _spawn_gateway(settings_file, serve.host, serve.gateway_port, log_dir / "gateway.log")
@@ -154,7 +173,7 @@ def stop_stack(cfg: LMForgeConfig) -> dict[str, Any]:
         return {"profile": cfg.profile, "stopped": []}
     state = json.loads(path.read_text())
     stopped = []
-    for name in ("gateway", "challenger", "vllm"):
+    for name in ("gateway", "challenger", "previous", "vllm"):
         pid = state.get("pids", {}).get(name)
         if pid and _is_running(pid, _MARKERS[name]):
             stop_process_group(pid)
@@ -167,12 +186,8 @@ def stop_stack(cfg: LMForgeConfig) -> dict[str, Any]:
 def champion_port(cfg: LMForgeConfig) -> int:
     """The port the stack's vLLM listens on (serve.vllm_port unless a promoted challenger took over)."""
     path = state_path(cfg)
-    if path.is_file():
-        url = json.loads(path.read_text()).get("vllm_url", "")
-        port = url.rsplit(":", 1)[-1]
-        if port.isdigit():
-            return int(port)
-    return cfg.serve.vllm_port
+    port = _port_of(json.loads(path.read_text()).get("vllm_url", "")) if path.is_file() else 0
+    return port or cfg.serve.vllm_port
 
 
 def challenger_port(cfg: LMForgeConfig, champion: int) -> int:
@@ -183,11 +198,15 @@ def challenger_port(cfg: LMForgeConfig, champion: int) -> int:
 
 
 def start_challenger(cfg: LMForgeConfig, model_dir: Path, model_name: str, port: int) -> VLLMEngine:
-    """Launch (not wait for) a challenger vLLM beside the champion, detached, serving the same model name."""
+    """Launch (not wait for) a challenger vLLM beside the champion, detached, serving the same model name; a
+    previous champion kept warm on ``port`` is stopped first."""
+    previous = warm_previous(cfg)
+    if previous and _port_of(previous["vllm_url"]) == port:
+        forget_previous(cfg, stop=True)
     _require_free_port(cfg.serve.host, port)
     log_dir = envs.state_dir() / "serve" / "logs" / cfg.profile
     return VLLMEngine(model_dir, [model_name], cfg.serve, port, log_dir / f"vllm-{port}.log", detached=True,
-                      api_key=vllm_key(cfg)).start()
+                      api_key=vllm_key(cfg), supervisor_dir=supervisor_dir(cfg)).start()
 
 
 def record_challenger(cfg: LMForgeConfig, pid: int | None) -> None:
@@ -204,28 +223,71 @@ def record_challenger(cfg: LMForgeConfig, pid: int | None) -> None:
     write_json_atomic(path, state)
 
 
-def adopt_challenger(cfg: LMForgeConfig, engine: VLLMEngine, version: str, policy_path: Path) -> bool:
-    """Make a promoted challenger the stack's vLLM (record and gateway settings) and stop the old one.
+def adopt_engine(cfg: LMForgeConfig, vllm_url: str, pid: int, version: str, policy_path: Path | None = None) -> bool:
+    """Make the vLLM at ``vllm_url`` (supervisor ``pid``) the stack's champion in the record and the gateway
+    settings, and keep the old champion's vLLM warm as ``previous`` for ``serve.previous_champion_grace_s``
+    (then it stops once idle). Returns whether the old champion was stopped (a grace of 0 waits for that).
 
     The running gateway was already switched over its admin API; the settings file is rewritten so a gateway
-    restart serves the same. Returns whether an old champion vLLM was stopped.
+    restart serves the same (``policy_path`` None: the current policy stays).
     """
+    _expiry_file(cfg, vllm_url).unlink(missing_ok=True)  # a warm previous champion taken back is not retired
     path = state_path(cfg)
     state = json.loads(path.read_text())
-    old = state.get("pids", {}).get("vllm")
-    state["pids"] = {**state.get("pids", {}), "vllm": engine.pid}
-    state["pids"].pop("challenger", None)
-    state.update(vllm_url=engine.base_url, version=version)
+    pids = state.setdefault("pids", {})
+    old = pids.get("vllm")
+    old_previous = pids.get("previous")
+    old_champion = {"pid": old, "vllm_url": state.get("vllm_url"), "version": state.get("version")}
+    pids["vllm"] = pid
+    for role in ("challenger", "previous"):
+        pids.pop(role, None)
+    state.pop("previous", None)
+    state.update(vllm_url=vllm_url, version=version)
+    grace = cfg.serve.previous_champion_grace_s
+    keep = bool(old) and old != pid and _is_running(old, _MARKERS["vllm"])
+    if keep:
+        until = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + grace))
+        state["previous"] = {**old_champion, "warm_until": until}
+        pids["previous"] = old
     write_json_atomic(path, state)
+    if old_previous and old_previous not in (old, pid) and _is_running(old_previous, _MARKERS["previous"]):
+        stop_process_group(old_previous)  # the one before: only the last champion is kept warm
     settings_file = gateway_settings_path(cfg)
     settings = GatewaySettings.model_validate_json(settings_file.read_text())
-    updated = settings.model_copy(update={"upstream_url": engine.base_url, "model_version": version,
-                                          "policy_path": policy_path})
-    write_json_atomic(settings_file, updated.model_dump(mode="json"))
-    if old and old != engine.pid and _is_running(old, _MARKERS["vllm"]):
-        stop_process_group(old)
-        return True
-    return False
+    update: dict[str, Any] = {"upstream_url": vllm_url, "model_version": version}
+    if policy_path is not None:
+        update["policy_path"] = policy_path
+    write_json_atomic(settings_file, settings.model_copy(update=update).model_dump(mode="json"))
+    if not keep:
+        return False
+    retire_at(_expiry_file(cfg, state["previous"]["vllm_url"]), grace)
+    if grace > 0:
+        return False
+    return _wait_gone(old, DRAIN_TIMEOUT_S + 30)
+
+
+def warm_previous(cfg: LMForgeConfig) -> dict[str, Any] | None:
+    """The previous champion kept warm (``pid``, ``vllm_url``, ``version``, ``warm_until``), if it still runs."""
+    path = state_path(cfg)
+    if not path.is_file():
+        return None
+    previous = json.loads(path.read_text()).get("previous")
+    if previous and _is_running(previous["pid"], _MARKERS["previous"]):
+        return previous
+    return None
+
+
+def forget_previous(cfg: LMForgeConfig, stop: bool) -> None:
+    """Drop the warm previous champion from the record (the caller is taking it over, or ``stop``: stop it)."""
+    path = state_path(cfg)
+    state = json.loads(path.read_text())
+    previous = state.pop("previous", None)
+    pid = state.get("pids", {}).pop("previous", None)
+    write_json_atomic(path, state)
+    if previous and not stop:
+        _expiry_file(cfg, previous["vllm_url"]).unlink(missing_ok=True)  # it stays up: cancel its retirement
+    if stop and pid and _is_running(pid, _MARKERS["previous"]):
+        stop_process_group(pid)
 
 
 def stack_status(cfg: LMForgeConfig) -> dict[str, Any]:
@@ -245,7 +307,30 @@ def stack_status(cfg: LMForgeConfig) -> dict[str, Any]:
         "running": all(serving),
         "alive": alive,
         "gateway_ready": ready,
+        "vllm_restarts": restarts(_metrics_file(cfg, state.get("vllm_url", ""))),
     }
+
+
+def _metrics_file(cfg: LMForgeConfig, vllm_url: str) -> Path:
+    return supervisor_files(supervisor_dir(cfg), _port_of(vllm_url))[0]
+
+
+def _expiry_file(cfg: LMForgeConfig, vllm_url: str) -> Path:
+    return supervisor_files(supervisor_dir(cfg), _port_of(vllm_url))[1]
+
+
+def _port_of(url: str) -> int:
+    port = url.rsplit(":", 1)[-1]
+    return int(port) if port.isdigit() else 0
+
+
+def _wait_gone(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _is_running(pid, _MARKERS["vllm"]):
+            return True
+        time.sleep(0.2)
+    return False
 
 
 def _record(cfg: LMForgeConfig, info: StackInfo) -> None:

@@ -27,6 +27,7 @@ from lmforge.serve.routing import Arm, Observation
 
 log = logging.getLogger("lmforge.gateway")
 Reject = Callable[..., JSONResponse]
+UNAVAILABLE_RETRY_AFTER_S = 5  # the Retry-After of a 503 while vLLM is down (a restart takes 15-60 s on CPU)
 
 
 @dataclass(frozen=True)
@@ -76,10 +77,10 @@ async def answer(
     try:
         upstream = await arm.client.send(arm.client.build_request("POST", fwd.path, json=fwd.payload),
                                          stream=fwd.stream)
-    except httpx.ConnectError:
+    except httpx.ConnectError:  # vLLM is down; the stack's supervisor restarts it
         tally.close(503)
         return reject(503, "upstream", "The model server is not reachable; try again shortly.", "server_error",
-                      "upstream_unavailable", stamp)
+                      "upstream_unavailable", {**stamp, "Retry-After": str(UNAVAILABLE_RETRY_AFTER_S)})
     except httpx.HTTPError as err:
         tally.close(502)
         return reject(502, "upstream", f"The model server failed ({type(err).__name__}).", "server_error",
