@@ -211,6 +211,21 @@ def test_upstream_errors_are_clean(gateway: Gateway) -> None:
     assert "Traceback" not in r.text
 
 
+class _DiesOnConnection(httpx.AsyncBaseTransport):
+    """A vLLM killed while the gateway held a kept-alive connection to it: closed without an answer."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        raise httpx.RemoteProtocolError("Server disconnected without sending a response.", request=request)
+
+
+def test_a_connection_closed_without_an_answer_is_unavailable_not_a_failure() -> None:
+    settings = GatewaySettings(upstream_url="http://vllm.test", model_name=MODEL, model_version="7",
+                               policy_path=POLICY, api_key_hashes=[hash_key(KEY)])
+    client = TestClient(create_app(settings, transport=_DiesOnConnection()))
+    r = client.post("/v1/chat/completions", json=_chat(), headers=AUTH)
+    assert r.status_code == 503 and r.headers["retry-after"] == "5"
+
+
 def test_models_ready_and_metrics(gateway: Gateway) -> None:
     client = gateway()
     assert client.get("/v1/models").status_code == 401

@@ -28,6 +28,8 @@ from lmforge.serve.routing import Arm, Observation
 log = logging.getLogger("lmforge.gateway")
 Reject = Callable[..., JSONResponse]
 UNAVAILABLE_RETRY_AFTER_S = 5  # the Retry-After of a 503 while vLLM is down (a restart takes 15-60 s on CPU)
+# Refused, or closed or reset before any answer: what a dead vLLM does to a new or a kept-alive connection.
+_UNAVAILABLE = (httpx.ConnectError, httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError)
 
 
 @dataclass(frozen=True)
@@ -77,7 +79,7 @@ async def answer(
     try:
         upstream = await arm.client.send(arm.client.build_request("POST", fwd.path, json=fwd.payload),
                                          stream=fwd.stream)
-    except httpx.ConnectError:  # vLLM is down; the stack's supervisor restarts it
+    except _UNAVAILABLE:  # vLLM is down (the stack's supervisor restarts it) or died holding this connection
         tally.close(503)
         return reject(503, "upstream", "The model server is not reachable; try again shortly.", "server_error",
                       "upstream_unavailable", {**stamp, "Retry-After": str(UNAVAILABLE_RETRY_AFTER_S)})
