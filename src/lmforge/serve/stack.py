@@ -180,6 +180,8 @@ def stop_stack(cfg: LMForgeConfig) -> dict[str, Any]:
             stopped.append(name)
     path.unlink(missing_ok=True)
     admin_key_path(cfg).unlink(missing_ok=True)
+    for leftover in supervisor_dir(cfg).glob("vllm-*"):  # a supervisor killed with -9 leaves its files
+        leftover.unlink(missing_ok=True)
     return {"profile": cfg.profile, "stopped": stopped}
 
 
