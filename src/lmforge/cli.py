@@ -136,9 +136,15 @@ def cmd_rollout(cfg: LMForgeConfig, args: argparse.Namespace) -> Any:
 
 
 def cmd_rollback(cfg: LMForgeConfig, args: argparse.Namespace) -> Any:
+    import getpass
+
     from lmforge.rollout.rollback import rollback
 
-    return rollback(cfg, args.model, by=args.by, reason=args.reason)
+    try:
+        by = args.by or getpass.getuser()
+    except (KeyError, OSError):  # no login name and no passwd entry (some containers)
+        by = "unknown"
+    return rollback(cfg, args.model, by=by, reason=args.reason)
 
 
 def cmd_pipeline(cfg: LMForgeConfig, args: argparse.Namespace) -> Any:
@@ -212,10 +218,8 @@ def _args_keys(p: argparse.ArgumentParser) -> None:
 
 
 def _args_rollback(p: argparse.ArgumentParser) -> None:
-    import getpass
-
     p.add_argument("model", help="registered model name, e.g. lmforge-tiny-student")
-    p.add_argument("--by", default=getpass.getuser(), help="who decides (default: this user)")
+    p.add_argument("--by", help="who decides (default: this user's login name)")
     p.add_argument("--reason", default="rollback on demand", help="why (goes to the promotion log)")
 
 
