@@ -1,7 +1,7 @@
 """Judge a rollout from what each arm did: pure functions over gateway observations, no I/O, no clock.
 
     challenger = arm_figures([o for o in observations if o.arm == "challenger"])
-    champion = arm_figures(champion_so_far)                      # the baseline, pooled over the rollout
+    champion = arm_figures(champion_latest)                      # the baseline: its latest answers
     step = judge_step(10, "canary", challenger, champion, cfg.rollout)
     decide([step], cfg.rollout)   # Decision("continue", next_share=50, ...), or "promote" / "rollback"
 
@@ -106,9 +106,12 @@ class LatencyComparison:
         return self.p_value < cfg.latency_alpha and self.median_ratio > cfg.max_latency_ratio
 
 
+_MIN_KIND_BASELINE = 2  # champion answers of a kind whose median scales the challenger's answers of it when pooled
+
+
 def compare_latency(challenger: ArmFigures, champion: ArmFigures, cfg: RolloutConfig) -> list[LatencyComparison]:
     """Each kind of answer both arms have ``cfg.min_latency_samples`` timed answers of, then all of them pooled
-    (once the challenger has that many in all and the champion that many of each kind the challenger has)."""
+    (once both arms have that many in all, and the champion a few of each kind the challenger has)."""
     floor = cfg.latency_floor_ms / 1000.0
     need = max(cfg.min_latency_samples, 1)
     kinds = [(kind, [max(v, floor) for v in mine], [max(v, floor) for v in base])
@@ -116,7 +119,8 @@ def compare_latency(challenger: ArmFigures, champion: ArmFigures, cfg: RolloutCo
                                       ("plain", challenger.plain_s, champion.plain_s))]
     found = [_compare(kind, x, y) for kind, x, y in kinds if len(x) >= need and len(y) >= need]
     answered = [(x, y) for _, x, y in kinds if x]
-    if sum(len(x) for x, _ in answered) >= need and all(len(y) >= need for _, y in answered):
+    enough = sum(len(x) for x, _ in answered) >= need and sum(len(y) for _, y in answered) >= need
+    if enough and all(len(y) >= _MIN_KIND_BASELINE for _, y in answered):
         medians = [statistics.median(y) for _, y in answered]
         pooled_x = [v / m for (x, _), m in zip(answered, medians, strict=True) for v in x]
         pooled_y = [v / m for (_, y), m in zip(answered, medians, strict=True) for v in y]

@@ -120,7 +120,9 @@ def roll_out(cfg: LMForgeConfig, plan: Plan, engine: VLLMEngine, gateway_url: st
                               "mode": rollout.mode, "challenger_url": engine.base_url,
                               "started_at": _now(), "steps": []}
     results: list[StepResult] = []
-    champion_seen: list[Observation] = []  # the champion's answers over the whole rollout: the p99 baseline
+    # The baseline: the champion's latest requests_per_step answers, this step's first. Latency drifts with the
+    # machine's load over minutes; answers far apart in time compare the load, not the models.
+    champion_seen: list[Observation] = []
     try:
         warm_up(engine.base_url, plan.model, rollout, api_key=engine.api_key)
         decision = decide(results, rollout)
@@ -129,7 +131,8 @@ def roll_out(cfg: LMForgeConfig, plan: Plan, engine: VLLMEngine, gateway_url: st
             state = admin.set_route(share, rollout.mode, challenger=None if results else arm)
             tally = send_requests(gateway_url, key, plan.model, rollout, rollout.requests_per_step, rng)
             observed = _collect(admin, state["cursor"], tally.sent)
-            champion_seen += [o for o in observed if o.arm == "champion" and not o.mirrored]
+            champion_seen = [*champion_seen, *(o for o in observed if o.arm == "champion" and not o.mirrored)]
+            champion_seen = champion_seen[-rollout.requests_per_step:]
             step = judge_step(share, rollout.mode, arm_figures([o for o in observed if o.arm == "challenger"]),
                               arm_figures(champion_seen) if champion_seen else None, rollout)
             results.append(step)
