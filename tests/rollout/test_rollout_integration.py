@@ -39,6 +39,7 @@ from lmforge.serve.stack import admin_key, gateway_settings_path, stack_status, 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 GATES = {"data": "passed", "distill": "passed"}
 Until = Callable[..., Any]
+PACE_S = 0.15  # between the traffic thread's requests: under 10 a second
 
 
 def _free_port() -> int:
@@ -152,7 +153,8 @@ def test_shadow_rolls_back_a_challenger_whose_policy_flags_everything(
 
 class Traffic(threading.Thread):
     """Completions through the gateway one after another, plain and streamed in turn, until stopped: what each
-    got (a stream that broke mid-way, an error event or no [DONE], counts as a failure)."""
+    got (a stream that broke mid-way, an error event or no [DONE], counts as a failure). Paced under the
+    gateway's rate limit (600 requests a minute): a 429 is a failure too."""
 
     def __init__(self, gateway_url: str, key: str, model: str) -> None:
         super().__init__(daemon=True)
@@ -164,7 +166,7 @@ class Traffic(threading.Thread):
     def run(self) -> None:
         with httpx.Client(base_url=self.url, timeout=120, headers={"Authorization": f"Bearer {self.key}"}) as http:
             for i in range(100_000):
-                if self.done.is_set():
+                if self.done.wait(PACE_S):
                     return
                 body = {"model": self.model, "prompt": f"{i}: The harbor was", "max_tokens": 8, "stream": i % 2 == 1}
                 try:
