@@ -34,7 +34,8 @@ from lmforge.registry.promote import history, promote_to_champion
 from lmforge.registry.register import register_model
 from lmforge.rollout import run_rollout
 from lmforge.rollout.rollback import rollback
-from lmforge.serve.stack import admin_key, gateway_settings_path, stack_status, stop_stack, warm_previous
+from lmforge.serve.handover import warm_previous
+from lmforge.serve.stack import admin_key, gateway_settings_path, stack_status, stop_stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 GATES = {"data": "passed", "distill": "passed"}

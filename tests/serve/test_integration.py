@@ -242,7 +242,8 @@ def test_a_killed_vllm_comes_back_by_itself(stack: tuple[StackInfo, object], unt
     status = stack_status(cfg)
     assert status["running"] and status["gateway_ready"] and status["vllm_restarts"] == 1
     port = info.vllm_url.rsplit(":", 1)[1]
-    assert f'lmforge_vllm_restarts_total{{server="{port}"}} 1.0' in httpx.get(f"{info.gateway_url}/metrics").text
+    metrics = httpx.get(f"{info.gateway_url}/metrics", headers=headers).text
+    assert f'lmforge_vllm_restarts_total{{server="{port}"}} 1.0' in metrics
     assert "died with exit code -9" in (info.log_dir / "vllm.log").read_text()
 
 

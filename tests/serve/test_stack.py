@@ -14,15 +14,14 @@ import pytest
 
 from lmforge.config import load_config
 from lmforge.serve.engine import EngineError
+from lmforge.serve.handover import adopt_engine, forget_previous, warm_previous
 from lmforge.serve.settings import GatewaySettings
 from lmforge.serve.stack import (
     _write_secret,
     admin_key,
     admin_key_path,
-    adopt_engine,
     challenger_port,
     champion_port,
-    forget_previous,
     gateway_settings_path,
     record_challenger,
     stack_status,
@@ -30,7 +29,6 @@ from lmforge.serve.stack import (
     state_path,
     stop_stack,
     supervisor_dir,
-    warm_previous,
 )
 
 

@@ -132,7 +132,7 @@ def test_the_gateway_serves_every_supervisors_metrics(fake_vllm: FastAPI, tmp_pa
     settings = GatewaySettings(upstream_url="http://vllm.test", model_name="m", model_version="1",
                                policy_path=POLICY, api_key_hashes=[hash_key("k")], supervisor_metrics_dir=tmp_path)
     client = TestClient(create_app(settings, transport=httpx.ASGITransport(app=fake_vllm)))
-    text = client.get("/metrics").text
+    text = client.get("/metrics", headers={"Authorization": "Bearer k"}).text
     assert 'lmforge_vllm_restarts_total{server="8100"} 2.0' in text
     assert 'lmforge_vllm_restarts_total{server="8101"} 0.0' in text
     assert text.count("# TYPE lmforge_vllm_restarts_total counter") == 1

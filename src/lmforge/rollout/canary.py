@@ -43,16 +43,9 @@ from lmforge.rollout.champion import alias_version, champion_version, ensure_cha
 from lmforge.rollout.traffic import send_requests, warm_up
 from lmforge.serve.admin import AdminClient
 from lmforge.serve.engine import VLLMEngine
+from lmforge.serve.handover import adopt_engine, start_challenger, warm_previous
 from lmforge.serve.routing import Observation
-from lmforge.serve.stack import (
-    admin_key,
-    adopt_engine,
-    challenger_port,
-    champion_port,
-    record_challenger,
-    start_challenger,
-    warm_previous,
-)
+from lmforge.serve.stack import admin_key, challenger_port, champion_port, record_challenger
 
 log = logging.getLogger("lmforge.rollout")
 ROLLOUT_TAG = "lmforge.rollout"

@@ -25,17 +25,8 @@ from lmforge.registry.promote import previous_champion, rollback_champion
 from lmforge.rollout.champion import champion_version, fetch_version, serves
 from lmforge.serve.admin import AdminClient
 from lmforge.serve.engine import deep_probe
-from lmforge.serve.stack import (
-    admin_key,
-    adopt_engine,
-    challenger_port,
-    champion_port,
-    forget_previous,
-    record_challenger,
-    stack_status,
-    start_challenger,
-    warm_previous,
-)
+from lmforge.serve.handover import adopt_engine, forget_previous, start_challenger, warm_previous
+from lmforge.serve.stack import admin_key, challenger_port, champion_port, record_challenger, stack_status, vllm_key
 
 log = logging.getLogger("lmforge.rollout")
 
@@ -71,7 +62,8 @@ def _ready_vllm(cfg: LMForgeConfig, model: str, version: str) -> tuple[str, int,
     """A vLLM serving ``version`` that answers: the warm previous champion, or one started now. Returns its URL,
     its supervisor's pid, and whether it was warm. It is recorded as the stack's challenger until adopted."""
     previous = warm_previous(cfg)
-    if previous and str(previous["version"]) == version and deep_probe(previous["vllm_url"], model):
+    if previous and str(previous["version"]) == version and deep_probe(previous["vllm_url"], model,
+                                                                       api_key=vllm_key(cfg)):
         forget_previous(cfg, stop=False)
         record_challenger(cfg, previous["pid"])
         return previous["vllm_url"], previous["pid"], True

@@ -14,9 +14,8 @@ Each start also makes an admin key for the gateway's ``/admin`` routing API, kep
 in ``<state>/serve/<profile>-vllm.key`` (mode 0600, made once): vLLM answers only requests that carry it, and only
 the gateway sends it, so no client reaches the model around the gateway's keys, limits and filter. Named client keys
 (``lmforge keys``) live in ``<state>/serve/<profile>-keys.json`` and outlive restarts. During a rollout the
-challenger's vLLM is recorded as ``pids["challenger"]`` (``stop_stack`` stops it too); ``adopt_engine``
-makes a promoted challenger (or a rolled-back-to champion) the stack's vLLM and keeps the old one warm as
-``previous`` for ``serve.previous_champion_grace_s``.
+challenger's vLLM is recorded as ``pids["challenger"]``, and a previous champion kept warm as
+``pids["previous"]`` (``lmforge.serve.handover``); ``stop_stack`` stops them too.
 
 Every vLLM of the stack runs under ``lmforge.serve.supervisor`` (the recorded pid is the supervisor's): a vLLM
 that dies is restarted with backoff, nothing it left keeps running, and its restarts are in the gateway's
@@ -50,7 +49,7 @@ from lmforge.serve.engine import (
     supervisor_files,
 )
 from lmforge.serve.settings import GatewaySettings
-from lmforge.serve.supervisor import DRAIN_TIMEOUT_S, restarts, retire_at
+from lmforge.serve.supervisor import restarts
 
 # What each recorded pid must be running: never signal a pid that was reused by something else. A vLLM's pid is
 # its supervisor's, whose command line holds vLLM's.
@@ -121,7 +120,7 @@ def start_stack(
     serve = cfg.serve
     for port in (serve.vllm_port, serve.gateway_port, serve.metrics_port):
         if port:
-            _require_free_port(serve.host, port)
+            require_free_port(serve.host, port)
     log_dir = envs.state_dir() / "serve" / "logs" / cfg.profile
     engine = VLLMEngine(model_dir, [model_name], serve, serve.vllm_port, log_dir / "vllm.log", detached=True,
                         api_key=vllm_key(cfg), supervisor_dir=supervisor_dir(cfg))
@@ -188,7 +187,7 @@ def stop_stack(cfg: LMForgeConfig) -> dict[str, Any]:
 def champion_port(cfg: LMForgeConfig) -> int:
     """The port the stack's vLLM listens on (serve.vllm_port unless a promoted challenger took over)."""
     path = state_path(cfg)
-    port = _port_of(json.loads(path.read_text()).get("vllm_url", "")) if path.is_file() else 0
+    port = port_of(json.loads(path.read_text()).get("vllm_url", "")) if path.is_file() else 0
     return port or cfg.serve.vllm_port
 
 
@@ -197,18 +196,6 @@ def challenger_port(cfg: LMForgeConfig, champion: int) -> int:
     serve = cfg.serve
     other = serve.challenger_port or serve.vllm_port + 1
     return other if champion == serve.vllm_port else serve.vllm_port
-
-
-def start_challenger(cfg: LMForgeConfig, model_dir: Path, model_name: str, port: int) -> VLLMEngine:
-    """Launch (not wait for) a challenger vLLM beside the champion, detached, serving the same model name; a
-    previous champion kept warm on ``port`` is stopped first."""
-    previous = warm_previous(cfg)
-    if previous and _port_of(previous["vllm_url"]) == port:
-        forget_previous(cfg, stop=True)
-    _require_free_port(cfg.serve.host, port)
-    log_dir = envs.state_dir() / "serve" / "logs" / cfg.profile
-    return VLLMEngine(model_dir, [model_name], cfg.serve, port, log_dir / f"vllm-{port}.log", detached=True,
-                      api_key=vllm_key(cfg), supervisor_dir=supervisor_dir(cfg)).start()
 
 
 def record_challenger(cfg: LMForgeConfig, pid: int | None) -> None:
@@ -223,73 +210,6 @@ def record_challenger(cfg: LMForgeConfig, pid: int | None) -> None:
     else:
         pids["challenger"] = pid
     write_json_atomic(path, state)
-
-
-def adopt_engine(cfg: LMForgeConfig, vllm_url: str, pid: int, version: str, policy_path: Path | None = None) -> bool:
-    """Make the vLLM at ``vllm_url`` (supervisor ``pid``) the stack's champion in the record and the gateway
-    settings, and keep the old champion's vLLM warm as ``previous`` for ``serve.previous_champion_grace_s``
-    (then it stops once idle). Returns whether the old champion was stopped (a grace of 0 waits for that).
-
-    The running gateway was already switched over its admin API; the settings file is rewritten so a gateway
-    restart serves the same (``policy_path`` None: the current policy stays).
-    """
-    _expiry_file(cfg, vllm_url).unlink(missing_ok=True)  # a warm previous champion taken back is not retired
-    path = state_path(cfg)
-    state = json.loads(path.read_text())
-    pids = state.setdefault("pids", {})
-    old = pids.get("vllm")
-    old_previous = pids.get("previous")
-    old_champion = {"pid": old, "vllm_url": state.get("vllm_url"), "version": state.get("version")}
-    pids["vllm"] = pid
-    for role in ("challenger", "previous"):
-        pids.pop(role, None)
-    state.pop("previous", None)
-    state.update(vllm_url=vllm_url, version=version)
-    grace = cfg.serve.previous_champion_grace_s
-    keep = bool(old) and old != pid and _is_running(old, _MARKERS["vllm"])
-    if keep:
-        until = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + grace))
-        state["previous"] = {**old_champion, "warm_until": until}
-        pids["previous"] = old
-    write_json_atomic(path, state)
-    if old_previous and old_previous not in (old, pid) and _is_running(old_previous, _MARKERS["previous"]):
-        stop_process_group(old_previous)  # the one before: only the last champion is kept warm
-    settings_file = gateway_settings_path(cfg)
-    settings = GatewaySettings.model_validate_json(settings_file.read_text())
-    update: dict[str, Any] = {"upstream_url": vllm_url, "model_version": version}
-    if policy_path is not None:
-        update["policy_path"] = policy_path
-    write_json_atomic(settings_file, settings.model_copy(update=update).model_dump(mode="json"))
-    if not keep:
-        return False
-    retire_at(_expiry_file(cfg, state["previous"]["vllm_url"]), grace)
-    if grace > 0:
-        return False
-    return _wait_gone(old, DRAIN_TIMEOUT_S + 30)
-
-
-def warm_previous(cfg: LMForgeConfig) -> dict[str, Any] | None:
-    """The previous champion kept warm (``pid``, ``vllm_url``, ``version``, ``warm_until``), if it still runs."""
-    path = state_path(cfg)
-    if not path.is_file():
-        return None
-    previous = json.loads(path.read_text()).get("previous")
-    if previous and _is_running(previous["pid"], _MARKERS["previous"]):
-        return previous
-    return None
-
-
-def forget_previous(cfg: LMForgeConfig, stop: bool) -> None:
-    """Drop the warm previous champion from the record (the caller is taking it over, or ``stop``: stop it)."""
-    path = state_path(cfg)
-    state = json.loads(path.read_text())
-    previous = state.pop("previous", None)
-    pid = state.get("pids", {}).pop("previous", None)
-    write_json_atomic(path, state)
-    if previous and not stop:
-        _expiry_file(cfg, previous["vllm_url"]).unlink(missing_ok=True)  # it stays up: cancel its retirement
-    if stop and pid and _is_running(pid, _MARKERS["previous"]):
-        stop_process_group(pid)
 
 
 def stack_status(cfg: LMForgeConfig) -> dict[str, Any]:
@@ -314,25 +234,12 @@ def stack_status(cfg: LMForgeConfig) -> dict[str, Any]:
 
 
 def _metrics_file(cfg: LMForgeConfig, vllm_url: str) -> Path:
-    return supervisor_files(supervisor_dir(cfg), _port_of(vllm_url))[0]
+    return supervisor_files(supervisor_dir(cfg), port_of(vllm_url))[0]
 
 
-def _expiry_file(cfg: LMForgeConfig, vllm_url: str) -> Path:
-    return supervisor_files(supervisor_dir(cfg), _port_of(vllm_url))[1]
-
-
-def _port_of(url: str) -> int:
+def port_of(url: str) -> int:
     port = url.rsplit(":", 1)[-1]
     return int(port) if port.isdigit() else 0
-
-
-def _wait_gone(pid: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not _is_running(pid, _MARKERS["vllm"]):
-            return True
-        time.sleep(0.2)
-    return False
 
 
 def _record(cfg: LMForgeConfig, info: StackInfo) -> None:
@@ -395,13 +302,19 @@ def _write_secret(path: Path, text: str) -> None:
         f.write(text)
 
 
-def _require_free_port(host: str, port: int) -> None:
+def require_free_port(host: str, port: int) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         if sock.connect_ex((host, port)) == 0:
             raise EngineError(
                 f"port {port} on {host} is already in use: stop what holds it or change "
                 "serve.vllm_port / serve.gateway_port in the profile"
             )
+
+
+def role_runs(pid: int, role: str) -> bool:
+    """Whether ``pid`` still runs what the stack recorded it as (``vllm``, ``challenger``, ``previous``,
+    ``gateway``), not a process that reused the pid."""
+    return _is_running(pid, _MARKERS[role])
 
 
 def _is_running(pid: int, marker: str) -> bool:
