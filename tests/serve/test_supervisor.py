@@ -87,9 +87,10 @@ def supervise(tmp_path: Path) -> Iterator[Start]:
         proc.wait(timeout=10)
 
 
-pytestmark = pytest.mark.integration  # real processes and signals, ~1-3 s each
+pytestmark = pytest.mark.integration  # real processes and signals: 2-10 s each on 2 shared cores
 
 
+@pytest.mark.slow
 def test_a_killed_server_is_restarted_and_leaves_no_process(supervise: Start, tmp_path: Path, until: Until) -> None:
     sup = supervise()
     until(lambda: _seen_healthy(tmp_path / "log"), 20)
@@ -114,6 +115,7 @@ def test_a_server_that_never_became_healthy_is_not_restarted(supervise: Start, t
     assert restarts(tmp_path / "m.prom") == 0
 
 
+@pytest.mark.slow
 def test_the_expiry_file_retires_an_idle_server(supervise: Start, tmp_path: Path, until: Until) -> None:
     sup = supervise(expiry=True)
     until(lambda: _seen_healthy(tmp_path / "log"), 20)
