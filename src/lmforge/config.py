@@ -31,15 +31,19 @@ class _Section(BaseModel):
 
 class DataConfig(_Section):
     sample_dir: Path = Field(Path("data/sample"), description="Shipped raw sample (JSONL.gz), relative to root.")
-    max_docs: int | None = Field(None, description="Take at most this many prose records (None: all).")
-    max_pairs: int | None = Field(None, description="Take at most this many instruction pairs (None: all).")
+    max_docs: int | None = Field(None, description="Take at most this many prose records, the first in file order "
+                                 "(None: all); the rest are left out and counted as over_max_docs.")
+    max_pairs: int | None = Field(None, description="Take at most this many instruction pairs (None: all); the rest "
+                                  "are left out and counted as over_max_pairs.")
     min_chars: int = Field(200, description="Prose records shorter than this are quarantined (too_short).")
     max_chars: int = Field(200_000, description="Prose records longer than this are quarantined (too_long).")
     min_alpha_ratio: float = Field(0.6, description="Minimum share of alphabetic characters (low_alpha).")
     max_dup_line_ratio: float = Field(0.3, description="Maximum share of repeated lines (repetitive).")
     max_top_ngram_ratio: float = Field(0.2, description="Maximum share of the top 3-gram (repetitive).")
-    min_english_ratio: float = Field(0.3, description="Minimum share of common English stop words.")
-    min_english_share: float = Field(0.95, ge=0, le=1, description="Gate: share of clean prose at min_english_ratio.")
+    min_english_score: float = Field(0.5, ge=0, le=1, description="Minimum probability that a record's prose is "
+                                     "English (py3langid), else quarantined as not_english.")
+    min_english_share: float = Field(0.95, ge=0, le=1, description="Gate: share of clean prose records whose "
+                                     "english_score, measured again, reaches min_english_score.")
     max_duplicate_rate: float = Field(0.0, description="Gate: share of clean records that may be copies.")
     minhash_perm: int = Field(128, description="MinHash permutations.")
     minhash_bands: int = Field(16, description="LSH bands b; rows r = perm / b.")

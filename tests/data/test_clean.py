@@ -16,7 +16,7 @@ from lmforge.data.clean import _run, clean
 from lmforge.data.dedup import ExactDedup, MinHashDedup, shingle_hashes, shingles
 from lmforge.data.filters import (
     AlphaRatio,
-    EnglishStopWords,
+    English,
     LengthBounds,
     NonEmpty,
     RepeatedLines,
@@ -50,9 +50,9 @@ def test_filters_answer_keep_and_reason() -> None:
                                                                                            "repetitive_lines")
     assert TopNgramShare(0.2).filter({"text": "buy it now " * 20}) == (False, "repetitive_ngrams")
     assert TopNgramShare(0.2).filter(doc) == (True, "")
-    assert EnglishStopWords(0.3).filter({"text": "Der Hund schläft im Garten neben dem Haus"}) == (
+    assert English(0.5).filter({"text": "Der Hund schläft im Garten neben dem Haus"}) == (
         False, "not_english")
-    assert EnglishStopWords(0.3).filter(doc) == (True, "")
+    assert English(0.5).filter(doc) == (True, "")
     assert NonEmpty().filter({"prompt": "q", "response": " "}) == (False, "empty_response")
 
 

@@ -25,7 +25,8 @@ def test_gate_passes_on_clean_data_and_fails_on_planted_defects(cfg: LMForgeConf
     assert gate.success and gate.evaluated >= 15 and gate.failed == ()
     assert Path(gate.data_docs).is_file()
     summary = json.loads(Path(gate.result_path).read_text())
-    assert summary["success"] and {r["suite"] for r in summary["results"]} == {"corpus", "pairs"}
+    assert summary["success"] and {r["suite"] for r in summary["results"]} == {"corpus", "pairs", "lines"}
+    assert summary["lines"]["read"] == 60 == summary["lines"]["kept"] + summary["lines"]["quarantined"]
 
     # Plant a duplicate id and a PII residue (an e-mail the scrubber never saw) into the clean corpus.
     docs = list(read_jsonl(cfg.paths.clean / "corpus.jsonl"))

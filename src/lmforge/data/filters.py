@@ -1,6 +1,8 @@
 """Quality filters: each answers ``(keep, reason)`` for one record, Gopher/datatrove style.
 
-The reason is the rule name the record is quarantined under (``clean/quarantine/<rule>.jsonl``).
+The reason is the rule name the record is quarantined under (``clean/quarantine/<rule>.jsonl``). The filters
+that judge writing (letters, repetition, language) look at the record's prose only (``prose.prose_part``):
+code blocks in documentation are kept with their record, not held against it.
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ import string
 from collections import Counter
 
 from lmforge.config import DataConfig
+from lmforge.data.language import english_score
 from lmforge.data.pipeline import Filter
+from lmforge.data.prose import prose_part
 from lmforge.data.records import Record, text_fields
 
 _WORD = re.compile(r"[A-Za-z']+|\w+")
@@ -20,16 +24,7 @@ _ASCII_SPACES = b" \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f"  # what str.isspace() calls a
 _ASCII_RUNS = re.compile(r"[\x00-\x7f]+")
 KEEP = (True, "")
 
-# The most frequent English function words; real English prose has roughly a third to a half of them.
-STOP_WORDS = frozenset("""
-a about after all also an and any are as at be been but by can could did do does each for from had has have
-he her him his how i if in into is it its just like may me more most my no not now of on one only or other
-our out over said she should so some such than that the their them then there these they this those to
-up us was we were what when where which while who will with would you your
-""".split())
-
-
-@functools.lru_cache(maxsize=2)  # the n-gram and the English filter ask in turn for the same text's words
+@functools.lru_cache(maxsize=2)
 def words(text: str) -> tuple[str, ...]:
     return tuple(_WORD.findall(text.lower()))
 
@@ -64,7 +59,7 @@ class LengthBounds(Filter):
 
 
 class AlphaRatio(Filter):
-    """Share of letters among non-space characters: low for tables, code dumps and number lists."""
+    """Share of letters among the prose's non-space characters: low for tables and number lists."""
 
     name = "alpha_ratio"
 
@@ -73,7 +68,7 @@ class AlphaRatio(Filter):
         self.min_ratio = min_ratio
 
     def filter(self, record: Record) -> tuple[bool, str]:
-        letters, visible = letter_counts(record["text"])
+        letters, visible = letter_counts(prose_part(record["text"]))
         return KEEP if letters / max(visible, 1) >= self.min_ratio else (False, "low_alpha")
 
 
@@ -90,7 +85,7 @@ def letter_counts(text: str) -> tuple[int, int]:
 
 
 class RepeatedLines(Filter):
-    """Share of non-empty lines that repeat an earlier line (boilerplate, menus, spam)."""
+    """Share of non-empty prose lines that repeat an earlier line (boilerplate, menus, spam)."""
 
     name = "repeated_lines"
 
@@ -99,7 +94,7 @@ class RepeatedLines(Filter):
         self.max_ratio = max_ratio
 
     def filter(self, record: Record) -> tuple[bool, str]:
-        lines = [line for line in record["text"].split("\n") if line.strip()]
+        lines = [line for line in prose_part(record["text"]).split("\n") if line.strip()]
         if len(lines) < 3:
             return KEEP
         repeats = len(lines) - len(set(lines))
@@ -107,7 +102,7 @@ class RepeatedLines(Filter):
 
 
 class TopNgramShare(Filter):
-    """Share of word characters covered by the most frequent word n-gram (Gopher's repetition check)."""
+    """Share of the prose's word characters covered by its most frequent word n-gram (Gopher's check)."""
 
     name = "top_ngram"
 
@@ -116,7 +111,7 @@ class TopNgramShare(Filter):
         self.max_ratio, self.n = max_ratio, n
 
     def filter(self, record: Record) -> tuple[bool, str]:
-        tokens = words(record["text"])
+        tokens = words(prose_part(record["text"]))
         if len(tokens) < 2 * self.n:
             return KEEP
         # Every n-gram as a tuple, built in C; shifted copies are shorter, so zip stops at the last whole one.
@@ -128,21 +123,18 @@ class TopNgramShare(Filter):
         return KEEP if share <= self.max_ratio else (False, "repetitive_ngrams")
 
 
-def english_ratio(text: str) -> float:
-    """Share of words that are common English stop words (0 for text without words)."""
-    tokens = words(text)
-    return sum(map(STOP_WORDS.__contains__, tokens)) / len(tokens) if tokens else 0.0
+class English(Filter):
+    """The prose is English by a language identifier (``language.english_score``, py3langid)."""
 
-
-class EnglishStopWords(Filter):
     name = "english"
 
-    def __init__(self, min_ratio: float) -> None:
+    def __init__(self, min_score: float) -> None:
         super().__init__()
-        self.min_ratio = min_ratio
+        self.min_score = min_score
 
     def filter(self, record: Record) -> tuple[bool, str]:
-        return KEEP if english_ratio(record["text"]) >= self.min_ratio else (False, "not_english")
+        text = " ".join(record[f] for f in text_fields(record))
+        return KEEP if english_score(prose_part(text)) >= self.min_score else (False, "not_english")
 
 
 def quality_filters(cfg: DataConfig) -> list[Filter]:
@@ -152,5 +144,5 @@ def quality_filters(cfg: DataConfig) -> list[Filter]:
         AlphaRatio(cfg.min_alpha_ratio),
         RepeatedLines(cfg.max_dup_line_ratio),
         TopNgramShare(cfg.max_top_ngram_ratio),
-        EnglishStopWords(cfg.min_english_ratio),
+        English(cfg.min_english_score),
     ]

@@ -3,8 +3,11 @@
     lmforge data --step validate
 
 Two suites, one per file: schema, unique ids, non-null fields, length bounds, duplicate rate, English share
-(prose) and zero PII residue (every text re-scanned with ``lmforge.pii.find_pii``, the count kept as a
-column). Writes ``validation/result.json`` (one entry per expectation) and Great Expectations Data Docs under
+(prose: the share of records whose prose py3langid calls English, measured again on the written text) and zero
+PII residue (every text re-scanned with ``lmforge.pii.find_pii``, the count kept as a column). A third suite,
+``lines``, holds the input's line accounting from ``clean/metrics.json`` (read, kept, quarantined, left out by
+reason) and expects every line read to be kept, quarantined or left out; ``result.json`` repeats it.
+Writes ``validation/result.json`` (one entry per expectation) and Great Expectations Data Docs under
 ``validation/data_docs/`` (open ``index.html``). A failed expectation raises ``DataGateError`` after the
 outputs are written, so the report is there to read. A kind the input never had (pairs in a user's prose-only
 JSONL, per ``clean/metrics.json``) is skipped, not failed; a kind that had input but lost every record fails.
@@ -23,11 +26,13 @@ import pandas as pd
 from lmforge.artifacts import atomic_dir, require_complete, write_json_atomic
 from lmforge.config import DataConfig, LMForgeConfig
 from lmforge.data.dedup import content_hash
-from lmforge.data.filters import english_ratio
+from lmforge.data.language import english_score
+from lmforge.data.prose import prose_part
 from lmforge.data.records import PAIR_FIELDS, PROSE_FIELDS, read_jsonl, text_fields
 from lmforge.pii import find_pii
 
-DERIVED = ("n_chars", "english_ratio", "pii_residue", "content_hash")
+DERIVED = ("n_chars", "english_score", "pii_residue", "content_hash")
+LINE_COLUMNS = ("read", "kept", "quarantined", "left_out", "accounted")
 PREVIEW_CHARS = 200  # characters of each text field the frame (and the Data Docs examples) keep
 
 
@@ -51,13 +56,17 @@ def validate(cfg: LMForgeConfig) -> GateResult:
     present = kinds_with_input(cfg.paths.clean)
     frames = {name: load_frame(cfg.paths.clean / f"{name}.jsonl", fields)
               for name, fields in (("corpus", PROSE_FIELDS), ("pairs", PAIR_FIELDS)) if name in present}
+    lines = line_accounting(cfg.paths.clean)
+    if lines:
+        frames["lines"] = pd.DataFrame([{k: lines[k] for k in LINE_COLUMNS[:-1]}
+                                        | {"accounted": lines["kept"] + lines["quarantined"] + lines["left_out"]}])
     manifest: dict[str, Any] = {"stage": "validate", "skipped": sorted({"corpus", "pairs"} - present)}
     out = cfg.paths.validation
     with atomic_dir(out, manifest) as tmp:
         results = run_suites(frames, cfg.data, tmp / "data_docs")
         failed = tuple(r["message"] for r in results if not r["success"])
         summary = {"success": not failed, "evaluated": len(results), "failed": len(failed),
-                   "skipped": manifest["skipped"], "results": results}
+                   "skipped": manifest["skipped"], "lines": lines, "results": results}
         write_json_atomic(tmp / "result.json", summary)
         manifest.update(success=not failed, evaluated=len(results), failed=len(failed))
     gate = GateResult(success=not failed, evaluated=len(results), failed=failed,
@@ -82,6 +91,12 @@ def kinds_with_input(clean_dir: Path) -> set[str]:
     return present
 
 
+def line_accounting(clean_dir: Path) -> dict[str, Any]:
+    """The ``lines`` block of ``clean/metrics.json`` (empty if the clean step wrote none)."""
+    metrics_path = clean_dir / "metrics.json"
+    return json.loads(metrics_path.read_text()).get("lines", {}) if metrics_path.is_file() else {}
+
+
 def load_frame(path: Path, fields: tuple[str, ...]) -> pd.DataFrame:
     """The records of ``path`` plus the derived columns the expectations look at.
 
@@ -94,7 +109,7 @@ def load_frame(path: Path, fields: tuple[str, ...]) -> pd.DataFrame:
         texts = {f: record.get(f) or "" for f in text_fields(record)}
         rows.append({**{f: _preview(record.get(f)) if f in texts else record.get(f) for f in fields},
                      "n_chars": sum(map(len, texts.values())),
-                     "english_ratio": english_ratio(" ".join(texts.values())),
+                     "english_score": english_score(prose_part(" ".join(texts.values()))),
                      "pii_residue": sum(len(find_pii(t)) for t in texts.values()),
                      "content_hash": content_hash(texts).hex()})
     return pd.DataFrame(rows, columns=[*fields, *DERIVED])
@@ -105,10 +120,13 @@ def _preview(value: object) -> object:
 
 
 def expectations(name: str, cfg: DataConfig) -> list[Any]:
-    """The suite for ``corpus`` or ``pairs``."""
+    """The suite for ``corpus``, ``pairs`` or ``lines``."""
     import great_expectations as gx
 
     e = gx.expectations
+    if name == "lines":  # one row: every line read was kept, quarantined or left out
+        return [e.ExpectTableColumnsToMatchSet(column_set=list(LINE_COLUMNS), exact_match=True),
+                e.ExpectColumnPairValuesToBeEqual(column_A="read", column_B="accounted")]
     fields = PROSE_FIELDS if name == "corpus" else PAIR_FIELDS
     suite: list[Any] = [
         e.ExpectTableRowCountToBeBetween(min_value=1),
@@ -122,7 +140,7 @@ def expectations(name: str, cfg: DataConfig) -> list[Any]:
     if name == "corpus":
         suite += [
             e.ExpectColumnValuesToBeBetween(column="n_chars", min_value=cfg.min_chars, max_value=cfg.max_chars),
-            e.ExpectColumnValuesToBeBetween(column="english_ratio", min_value=cfg.min_english_ratio,
+            e.ExpectColumnValuesToBeBetween(column="english_score", min_value=cfg.min_english_score,
                                             mostly=cfg.min_english_share),
         ]
     else:
