@@ -13,16 +13,17 @@ import string
 from collections import Counter
 
 from lmforge.config import DataConfig
-from lmforge.data.language import english_score
+from lmforge.data.language import english_score, identify
 from lmforge.data.pipeline import Filter
-from lmforge.data.prose import prose_part
+from lmforge.data.prose import language_part, prose_part
 from lmforge.data.records import Record, text_fields
 
-_WORD = re.compile(r"[A-Za-z']+|\w+")
+_WORD = re.compile(r"\w+(?:[.']\w+)*")  # a dotted name (os.path.join) or a contraction is one word
 _ASCII_LETTERS = string.ascii_letters.encode()
 _ASCII_SPACES = b" \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f"  # what str.isspace() calls a space, within ASCII
 _ASCII_RUNS = re.compile(r"[\x00-\x7f]+")
 KEEP = (True, "")
+CONFIDENT = 0.9  # probability at which a code-only record's other language counts against it
 
 @functools.lru_cache(maxsize=2)
 def words(text: str) -> tuple[str, ...]:
@@ -124,17 +125,28 @@ class TopNgramShare(Filter):
 
 
 class English(Filter):
-    """The prose is English by a language identifier (``language.english_score``, py3langid)."""
+    """The prose is English by a language identifier (``language.english_score``, py3langid). A record that is
+    code with too little prose to judge (``prose.language_part``) is counted as ``code_only`` and kept unless
+    its whole text is confidently another language (comments, messages in code)."""
 
     name = "english"
 
     def __init__(self, min_score: float) -> None:
         super().__init__()
         self.min_score = min_score
+        self.code_only = 0
 
     def filter(self, record: Record) -> tuple[bool, str]:
-        text = " ".join(record[f] for f in text_fields(record))
-        return KEEP if english_score(prose_part(text)) >= self.min_score else (False, "not_english")
+        whole = " ".join(record[f] for f in text_fields(record))
+        text = language_part(whole)
+        if text is None:
+            self.code_only += 1
+            lang, prob = identify(whole)
+            return (False, "not_english") if lang != "en" and prob >= CONFIDENT else KEEP
+        return KEEP if english_score(text) >= self.min_score else (False, "not_english")
+
+    def stats(self) -> dict[str, object]:
+        return {**super().stats(), "code_only": self.code_only}
 
 
 def quality_filters(cfg: DataConfig) -> list[Filter]:

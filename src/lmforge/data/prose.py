@@ -1,6 +1,7 @@
 """Split a record's text into prose and code, so the quality filters judge the prose and keep the code.
 
-    prose_part(text)   # the lines of ``text`` that are prose, joined; the whole text if too little is prose
+    prose_part(text)     # the lines of ``text`` that are prose, joined; the whole text if too little is prose
+    language_part(text)  # what to identify the language on: the prose, or None for code with too little prose
 
 Technical English (documentation, FAQs, docstrings) mixes sentences with code, and a test of letters, repeated
 n-grams or language run over the code says nothing about the sentences. Code is recognised by the markup such
@@ -11,9 +12,11 @@ text already uses:
   (``.. code-block::``, ``.. doctest::`` ...);
 * interactive sessions: a paragraph that starts with a ``>>>`` or ``$`` prompt, its output included;
 * any other paragraph (indented or not) whose lines mostly read as code: a statement keyword first
-  (``def``, ``import``, ``return`` ...), an assignment, a call, or a line ending in ``;``, ``{`` or ``}``.
+  (``def``, ``import``, ``return`` ...), an assignment, a call, a line ending in ``;``, ``{`` or ``}``, a
+  command line with three or more options (``cmd --a=X [--b] -c``), or a row of a grid table (``+---+``, ``| |``).
 
-Everything else is prose: inline code inside a sentence (``json.dumps(obj)``) stays in its sentence.
+Everything else is prose: inline code inside a sentence (``json.dumps(obj)``) stays in its sentence. reST
+markup at the start of a prose line (``.. note::``, ``:param x:``) is removed from it, its text kept.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import re
 
 # Below this many prose characters a record is judged whole: a sentence or two says too little about it.
 MIN_PROSE_CHARS = 100
+MAX_CODE_LINE = 160  # longer lines are taken for prose unless they are command lines
 
 _FENCE = re.compile(r" *(```|~~~)")
 _DIRECTIVE = re.compile(r" *\.\. (code-block|code|sourcecode|doctest|testcode|testoutput|highlight|"
@@ -34,11 +38,14 @@ _CODE_LINE = re.compile(
     r"|(?:if|for|while|with|try|else|finally)\b.*:$"
     r"|[#@}{)\]]|//|/\*|\*/|\.\.\. "
     r"|[\w.\[\]\"']+ *(?:[-+*/%|&^]|\*\*|//)?= *\S"  # an assignment: x = 1, d["k"] += 2
-    r"|[\w.]+\(.*\)$)"  # a bare call: print(x)
+    r"|[\w.]+\(.*\)$"  # a bare call: print(x)
+    r"|[+|][-=+| ]*$|\|.*\|$)"  # a grid table's border or row
     r"|.*[;{}]$")
+_OPTION = re.compile(r"[\[(|]*--?[A-Za-z][\w-]*(?:[=\[].*)?")  # a command-line option: -x, --name=X, [--name
+_PLACEHOLDER = re.compile(r"[\[(|]*[A-Z][A-Z0-9_]*[\])|.,]*|[\[\](){}|.:,]+")  # FILE, [ARG], ..., |
+_REST_MARKUP = re.compile(r"( *)(?:\.\. [\w:-]+::|:[\w .-]+:(?= |$))")
 
 
-@functools.lru_cache(maxsize=4)  # every filter of a record asks in turn for the same text's prose
 def prose_part(text: str) -> str:
     """The prose lines of ``text`` (blank lines between paragraphs kept), or ``text`` itself when the prose
     is shorter than ``MIN_PROSE_CHARS``: a record that is nearly all code is judged as a whole."""
@@ -46,6 +53,17 @@ def prose_part(text: str) -> str:
     return prose if len(prose) >= MIN_PROSE_CHARS or len(prose) == len(text) else text
 
 
+def language_part(text: str) -> str | None:
+    """The text whose language says what language ``text`` is in: its prose, ``text`` itself if it has no
+    code, or None when it is code with too little prose (< ``MIN_PROSE_CHARS``) to tell: a command synopsis or
+    a listing is in no natural language."""
+    prose, code = split_code(text)
+    if len(prose) >= MIN_PROSE_CHARS or not code.strip():
+        return prose if len(prose) >= MIN_PROSE_CHARS else text
+    return None
+
+
+@functools.lru_cache(maxsize=4)  # every filter of a record asks in turn for the same text's prose
 def split_code(text: str) -> tuple[str, str]:
     """(prose, code) of ``text``: each line goes to one of them (blank lines to the prose)."""
     if "\n" not in text:  # one line: a paragraph of prose, or of code
@@ -83,7 +101,7 @@ def split_code(text: str) -> tuple[str, str]:
                 code += paragraph
                 i = end
                 continue
-        prose.append(line)
+        prose.append(_REST_MARKUP.sub(r"\1", line, count=1) if line.lstrip().startswith((".. ", ":")) else line)
         base = indent
         literal = line.rstrip().endswith("::") or bool(_DIRECTIVE.match(line))
         i += 1
@@ -94,9 +112,19 @@ def _indent(line: str) -> int:
     return len(line) - len(line.lstrip(" "))
 
 
+def _is_code_line(line: str) -> bool:
+    """A statement, table row or the like (lines of code are short), or a command line: three or more
+    options, and options and placeholders (``FILE``, ``[ARG]``) outnumber the other words."""
+    tokens = line.split()
+    options = sum(bool(_OPTION.fullmatch(t)) for t in tokens)
+    if options >= 3 and 2 * (options + sum(bool(_PLACEHOLDER.fullmatch(t)) for t in tokens)) > len(tokens):
+        return True
+    return len(line) <= MAX_CODE_LINE and bool(_CODE_LINE.match(line))
+
+
 def _looks_like_code(paragraph: list[str]) -> bool:
     """Most of the paragraph's lines read as code (a lone line must, and must not end a sentence)."""
-    hits = sum(bool(_CODE_LINE.match(line)) for line in paragraph)
+    hits = sum(map(_is_code_line, paragraph))
     if len(paragraph) == 1:
         return hits == 1 and not paragraph[0].rstrip().endswith((".", "?", "!"))
     return hits * 2 > len(paragraph)

@@ -27,7 +27,7 @@ from lmforge.artifacts import atomic_dir, require_complete, write_json_atomic
 from lmforge.config import DataConfig, LMForgeConfig
 from lmforge.data.dedup import content_hash
 from lmforge.data.language import english_score
-from lmforge.data.prose import prose_part
+from lmforge.data.prose import language_part
 from lmforge.data.records import PAIR_FIELDS, PROSE_FIELDS, read_jsonl, text_fields
 from lmforge.pii import find_pii
 
@@ -109,10 +109,16 @@ def load_frame(path: Path, fields: tuple[str, ...]) -> pd.DataFrame:
         texts = {f: record.get(f) or "" for f in text_fields(record)}
         rows.append({**{f: _preview(record.get(f)) if f in texts else record.get(f) for f in fields},
                      "n_chars": sum(map(len, texts.values())),
-                     "english_score": english_score(prose_part(" ".join(texts.values()))),
+                     "english_score": _english_score(" ".join(texts.values())),
                      "pii_residue": sum(len(find_pii(t)) for t in texts.values()),
                      "content_hash": content_hash(texts).hex()})
     return pd.DataFrame(rows, columns=[*fields, *DERIVED])
+
+
+def _english_score(text: str) -> float | None:
+    """As the English filter measures it; None (not counted by the gate) for code with too little prose."""
+    part = language_part(text)
+    return None if part is None else english_score(part)
 
 
 def _preview(value: object) -> object:
