@@ -1,8 +1,11 @@
 """Benchmark the data stage: throughput per step, dedup recall and false positives, PII recall and
 precision, and the Great Expectations gate's share of the stage's wall and CPU time. Prints one table.
 
-    python benchmarks/bench_data.py            # the whole shipped sample (~5 MB of prose), ~2 min on 1 core
-    python benchmarks/bench_data.py --quick    # 300 documents and smaller synthetic sets, ~30 s
+    python benchmarks/bench_data.py            # the whole shipped sample (~5 MB of prose), ~4 min on 1 core
+    python benchmarks/bench_data.py --quick    # 300 documents and smaller synthetic sets, ~1 min
+
+It also runs ``bench_user_data.py``: the English test on a labelled set (``lang_cases.py``) and the line
+accounting of a user file larger than the tiny profile's caps.
 
 Every figure is a rate or a ratio measured in this process, so runs on different machines compare. The
 pipeline is one process on one core (the BPE trainer aside), so MB/s is also MB/s per core; rates are per
@@ -23,6 +26,7 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from bench_user_data import bench_accounting, bench_language
 from pii_cases import pii_cases
 
 from lmforge.config import DataConfig, LMForgeConfig, load_config
@@ -51,10 +55,13 @@ def main() -> None:
                                              "data.max_pairs=null"])
         rows += bench_steps(docs, cfg.data, Path(tmp))
         rows += bench_stage(docs + pairs, cfg, Path(tmp))
+        language_rows, language_table = bench_language(cfg, per_group=100 if args.quick else 300)
+    rows += language_rows + bench_accounting(docs + pairs)
     rows += bench_dedup(cfg.data, n_pairs)
     rows += bench_pii(n_pii)
     _print_table(rows, f"lmforge data benchmark ({'quick' if args.quick else 'full'}; "
                        f"{_mb(docs):.1f} MB prose, {len(docs)} docs; python {sys.version.split()[0]})")
+    print("\n".join(["", "Non-English records caught, per language (benchmarks/lang_cases.py):", *language_table]))
 
 
 # ---- throughput -------------------------------------------------------------------------------------------

@@ -29,9 +29,9 @@ Row = tuple[str, str, str, str]  # metric, measured, target, verdict
 LENGTH_RULES = ("too_short", "too_long")  # a record the normaliser shortened below min_chars: not a judgement
 
 
-def bench_language(cfg: LMForgeConfig, per_group: int = 300) -> tuple[list[Row], list[str]]:
+def bench_language(cfg: LMForgeConfig, per_group: int = 300, seed: int = 0) -> tuple[list[Row], list[str]]:
     """Rows for the main table, and a per-language table (lines of text)."""
-    cases = language_cases(per_group=per_group, seed=0)
+    cases = language_cases(per_group=per_group, seed=seed)
     filters = quality_filters(cfg.data)
     verdicts: dict[str, Counter[str]] = defaultdict(Counter)
     chars = 0
@@ -118,12 +118,13 @@ def _gate_lines(cfg: LMForgeConfig) -> dict:
 
 if __name__ == "__main__":
     import gzip
+    import sys
 
     from bench_data import SAMPLE, _print_table
 
     with tempfile.TemporaryDirectory() as work:
         config = load_config("tiny", overrides=[f"work_dir={work}"])
-        language_rows, language_table = bench_language(config)
+        language_rows, language_table = bench_language(config, seed=int(sys.argv[1]) if len(sys.argv) > 1 else 0)
     sample = [json.loads(line) for name in ("corpus", "pairs")
               for line in gzip.open(SAMPLE / f"{name}.jsonl.gz", "rt", encoding="utf-8")]
     _print_table(language_rows + bench_accounting(sample), "lmforge data on a user's own file")

@@ -15,14 +15,17 @@ from collections import Counter
 from lmforge.config import DataConfig
 from lmforge.data.language import english_score, identify
 from lmforge.data.pipeline import Filter
-from lmforge.data.prose import language_part, prose_part
+from lmforge.data.prose import language_part, prose_part, split_code
 from lmforge.data.records import Record, text_fields
 
 _WORD = re.compile(r"\w+(?:[.']\w+)*")  # a dotted name (os.path.join) or a contraction is one word
 _ASCII_LETTERS = string.ascii_letters.encode()
 _ASCII_SPACES = b" \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f"  # what str.isspace() calls a space, within ASCII
 _ASCII_RUNS = re.compile(r"[\x00-\x7f]+")
+_URL = re.compile(r"\w+://\S+")
+_ALNUM = re.compile(r"[^\W_]")
 KEEP = (True, "")
+MIN_REPEATS = 4  # a phrase said three times in a short section is emphasis (a term, an example), not spam
 CONFIDENT = 0.9  # probability at which a code-only record's other language counts against it
 
 @functools.lru_cache(maxsize=2)
@@ -95,7 +98,8 @@ class RepeatedLines(Filter):
         self.max_ratio = max_ratio
 
     def filter(self, record: Record) -> tuple[bool, str]:
-        lines = [line for line in prose_part(record["text"]).split("\n") if line.strip()]
+        prose, _ = split_code(record["text"])  # a bullet or rule ("*", "--") is layout, not a line of content
+        lines = [line for line in prose.split("\n") if _ALNUM.search(line)]
         if len(lines) < 3:
             return KEEP
         repeats = len(lines) - len(set(lines))
@@ -107,25 +111,27 @@ class TopNgramShare(Filter):
 
     name = "top_ngram"
 
-    def __init__(self, max_ratio: float, n: int = 3) -> None:
+    def __init__(self, max_ratio: float, n: int = 3, min_words: int = 50) -> None:
         super().__init__()
-        self.max_ratio, self.n = max_ratio, n
+        self.max_ratio, self.n, self.min_words = max_ratio, n, min_words  # Gopher: documents of 50+ words
 
     def filter(self, record: Record) -> tuple[bool, str]:
-        tokens = words(prose_part(record["text"]))
-        if len(tokens) < 2 * self.n:
+        prose, _ = split_code(record["text"])
+        tokens = words(_URL.sub(" ", prose))  # a list of URLs repeats its host, not prose
+        if len(tokens) < max(self.min_words, 2 * self.n):  # in a few sentences one repeated phrase is most
             return KEEP
         # Every n-gram as a tuple, built in C; shifted copies are shorter, so zip stops at the last whole one.
         grams = Counter(zip(*(tokens[i:] for i in range(self.n)), strict=False))
         top, count = grams.most_common(1)[0]
-        if count < 2:
+        if count < MIN_REPEATS:
             return KEEP
         share = count * sum(map(len, top)) / sum(map(len, tokens))
         return KEEP if share <= self.max_ratio else (False, "repetitive_ngrams")
 
 
 class English(Filter):
-    """The prose is English by a language identifier (``language.english_score``, py3langid). A record that is
+    """The prose is English by a language identifier (``language.english_score``, py3langid): its probability
+    reaches ``min_score``, or English is the most likely language. A record that is
     code with too little prose to judge (``prose.language_part``) is counted as ``code_only`` and kept unless
     its whole text is confidently another language (comments, messages in code)."""
 
@@ -143,7 +149,10 @@ class English(Filter):
             self.code_only += 1
             lang, prob = identify(whole)
             return (False, "not_english") if lang != "en" and prob >= CONFIDENT else KEEP
-        return KEEP if english_score(text) >= self.min_score else (False, "not_english")
+        # Short prose spreads probability over related languages: English is also the most likely one.
+        if english_score(text) >= self.min_score or identify(text)[0] == "en":
+            return KEEP
+        return False, "not_english"
 
     def stats(self) -> dict[str, object]:
         return {**super().stats(), "code_only": self.code_only}

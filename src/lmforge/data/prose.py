@@ -39,8 +39,8 @@ _CODE_LINE = re.compile(
     r"|[#@}{)\]]|//|/\*|\*/|\.\.\. "
     r"|[\w.\[\]\"']+ *(?:[-+*/%|&^]|\*\*|//)?= *\S"  # an assignment: x = 1, d["k"] += 2
     r"|[\w.]+\(.*\)$"  # a bare call: print(x)
-    r"|[+|][-=+| ]*$|\|.*\|$)"  # a grid table's border or row
-    r"|.*[;{}]$")
+    r"|.*[;{}]$)")
+_TABLE_ROW = re.compile(r" *(?:\+[-=+]+\+|\|.*\|) *$")  # a grid table's border or row, however wide
 _OPTION = re.compile(r"[\[(|]*--?[A-Za-z][\w-]*(?:[=\[].*)?")  # a command-line option: -x, --name=X, [--name
 _PLACEHOLDER = re.compile(r"[\[(|]*[A-Z][A-Z0-9_]*[\])|.,]*|[\[\](){}|.:,]+")  # FILE, [ARG], ..., |
 _REST_MARKUP = re.compile(r"( *)(?:\.\. [\w:-]+::|:[\w .-]+:(?= |$))")
@@ -119,12 +119,12 @@ def _is_code_line(line: str) -> bool:
     options = sum(bool(_OPTION.fullmatch(t)) for t in tokens)
     if options >= 3 and 2 * (options + sum(bool(_PLACEHOLDER.fullmatch(t)) for t in tokens)) > len(tokens):
         return True
-    return len(line) <= MAX_CODE_LINE and bool(_CODE_LINE.match(line))
+    return len(line) <= MAX_CODE_LINE and bool(_CODE_LINE.match(line)) or bool(_TABLE_ROW.match(line))
 
 
 def _looks_like_code(paragraph: list[str]) -> bool:
-    """Most of the paragraph's lines read as code (a lone line must, and must not end a sentence)."""
+    """Half or more of the paragraph's lines read as code (a lone line must, and must not end a sentence)."""
     hits = sum(map(_is_code_line, paragraph))
     if len(paragraph) == 1:
         return hits == 1 and not paragraph[0].rstrip().endswith((".", "?", "!"))
-    return hits * 2 > len(paragraph)
+    return hits * 2 >= len(paragraph)
