@@ -71,3 +71,30 @@ def test_empty_or_unusable_input_is_a_clear_error(cfg: LMForgeConfig, tmp_path: 
 def test_missing_input_file(cfg: LMForgeConfig, tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="does not exist"):
         ingest(cfg, tmp_path / "nope.jsonl")
+
+
+def test_a_file_over_the_caps_is_accounted_line_by_line(cfg: LMForgeConfig, tmp_path: Path) -> None:
+    from lmforge.config import load_config
+    from lmforge.data.clean import clean
+
+    docs = [json.dumps({"id": f"d{i}", "text": f"Document number {i} is here."}) for i in range(8)]
+    pairs = [json.dumps({"id": f"p{i}", "prompt": f"Q{i}?", "response": "A."}) for i in range(3)]
+    lines = [docs[0], "", pairs[0], docs[1], "{not json", docs[2], "   ", pairs[1], *docs[3:], pairs[2],
+             json.dumps({"id": "e", "text": ""})]
+    path = tmp_path / "user.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    capped = load_config("tiny", overrides=[f"work_dir={cfg.paths.work_dir}", "data.max_docs=3",
+                                            "data.max_pairs=2"])
+
+    result = ingest(capped, path)
+
+    assert result.lines == len(lines) == 15
+    assert (result.docs, result.pairs, result.quarantined) == (3, 2, 1)
+    assert result.left_out == {"blank_line": 2, "over_max_docs": 6, "over_max_pairs": 1} and result.over_limit == 7
+    metrics = json.loads((capped.paths.raw / "metrics.json").read_text())
+    assert metrics["left_out_lines"] == [
+        {"file": str(path), "reason": "over_max_docs", "first_line": 9, "count": 6, "last_line": 15},
+        {"file": str(path), "reason": "over_max_pairs", "first_line": 14, "count": 1, "last_line": 14}]
+    acc = clean(capped).lines
+    assert acc["read"] == 15 == acc["kept"] + acc["quarantined"] + acc["left_out"]
+    assert acc["quarantined_at_ingest"] == {"invalid_json": 1} and acc["left_out"] == 9

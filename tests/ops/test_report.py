@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from lmforge.ops.report import render_report
+from lmforge.ops.report import data_metrics, render_report
 
 REPORTS = {
     "clean": {"in": 2400, "kept": 1967, "quarantined": 433, "rules": {"exact_dup": 375, "not_english": 40},
-              "pii": {"EMAIL": 10}, "corpus": {"in": 400, "kept": 342, "quarantined": 58}},
+              "pii": {"EMAIL": 10}, "corpus": {"in": 400, "kept": 342, "quarantined": 58},
+              "lines": {"read": 2470, "kept": 1967, "quarantined": 436, "left_out": 67,
+                        "quarantined_at_ingest": {"invalid_json": 3}, "left_out_reasons": {"over_max_docs": 67},
+                        "left_out_lines": [{"file": "u.jsonl", "reason": "over_max_docs", "first_line": 406,
+                                            "last_line": 472, "count": 67}]}},
     "validation": {"success": True, "evaluated": 23, "failed": 0, "results": []},
     "distill": {"gate": {"passed": True, "ppl_ratio": 1.2051, "speedup": 1.82, "beats_baseline": True,
                          "reason": "all checks passed"}},
@@ -27,6 +31,14 @@ def test_report_names_every_stage_and_figure() -> None:
     assert "Ran: finetune. Cached: ingest." in text
     assert "records in 2400, kept 1967, quarantined 433 (in = kept + quarantined: True)" in text
     assert "exact_dup 375" in text and "EMAIL 10" in text
+    assert ("input lines 2470: kept 1967, quarantined 436, left out 67 (over_max_docs 67) (every line accounted "
+            "for: True)") in text
+    assert "quarantined at ingest: invalid_json 3" in text
+    assert "left out: over_max_docs, records of u.jsonl lines 406-472 (67)" in text
+    assert data_metrics(REPORTS["clean"]) == {
+        "data_lines_read": 2470, "data_lines_kept": 1967, "data_lines_quarantined": 436, "data_lines_left_out": 67,
+        "data_quarantined_invalid_json": 3, "data_quarantined_exact_dup": 375, "data_quarantined_not_english": 40,
+        "data_left_out_over_max_docs": 67}
     assert "23/23 expectations met" in text and "student/teacher ppl 1.205" in text
     assert "models:/lmforge-tiny-student/3" in text and "champion: lmforge-tiny-student v3" in text
     assert "rollout: skipped: no challenger" in text

@@ -114,10 +114,10 @@ def _indent(line: str) -> int:
 
 def _is_code_line(line: str) -> bool:
     """A statement, table row or the like (lines of code are short), or a command line: three or more
-    options, and options and placeholders (``FILE``, ``[ARG]``) outnumber the other words."""
+    options, and options and placeholders (``FILE``, ``[ARG]``) are half its words or more."""
     tokens = line.split()
     options = sum(bool(_OPTION.fullmatch(t)) for t in tokens)
-    if options >= 3 and 2 * (options + sum(bool(_PLACEHOLDER.fullmatch(t)) for t in tokens)) > len(tokens):
+    if options >= 3 and 2 * (options + sum(bool(_PLACEHOLDER.fullmatch(t)) for t in tokens)) >= len(tokens):
         return True
     return len(line) <= MAX_CODE_LINE and bool(_CODE_LINE.match(line)) or bool(_TABLE_ROW.match(line))
 

@@ -61,6 +61,7 @@ def _data_lines(reports: dict[str, Any]) -> list[str]:
     lines = ["", "## Data", "",
              f"- records in {clean.get('in')}, kept {clean.get('kept')}, quarantined {clean.get('quarantined')}"
              f" (in = kept + quarantined: {clean.get('in') == clean.get('kept', 0) + clean.get('quarantined', 0)})"]
+    lines += _input_lines(clean.get("lines") or {})
     for kind in ("corpus", "pairs"):
         if part := clean.get(kind):
             lines.append(f"- {kind}: in {part.get('in')}, kept {part.get('kept')}, quarantined "
@@ -70,6 +71,21 @@ def _data_lines(reports: dict[str, Any]) -> list[str]:
     if pii := clean.get("pii"):
         lines.append("- PII scrubbed: " + ", ".join(f"{k} {v}" for k, v in sorted(pii.items())))
     return lines
+
+
+def _input_lines(acc: dict[str, Any]) -> list[str]:
+    """Every line of the input: kept, quarantined (at ingest or clean) or left out (blank, past a cap)."""
+    if not acc:
+        return []
+    accounted = acc.get("read") == acc.get("kept", 0) + acc.get("quarantined", 0) + acc.get("left_out", 0)
+    reasons = ", ".join(f"{k} {v}" for k, v in sorted(acc.get("left_out_reasons", {}).items()))
+    out = [f"- input lines {acc.get('read')}: kept {acc.get('kept')}, quarantined {acc.get('quarantined')}, left "
+           f"out {acc.get('left_out')}{f' ({reasons})' if reasons else ''} (every line accounted for: {accounted})"]
+    if bad := acc.get("quarantined_at_ingest"):
+        out.append("- quarantined at ingest: " + ", ".join(f"{k} {v}" for k, v in sorted(bad.items())))
+    out += [f"- left out: {run['reason']}, records of {run['file']} lines {run['first_line']}-{run['last_line']} "
+            f"({run['count']})" for run in acc.get("left_out_lines", [])]
+    return out
 
 
 def _gate_lines(reports: dict[str, Any]) -> list[str]:
@@ -143,3 +159,15 @@ def _log_to_mlflow(cfg: LMForgeConfig, run: dict[str, Any], md: Path) -> None:
         for entry in run.get("stages", []):
             mlflow.log_metric(f"seconds_{entry['stage']}", entry["seconds"])
         mlflow.log_metric("stages_cached", sum(e["status"] == "cached" for e in run.get("stages", [])))
+        mlflow.log_metrics(data_metrics(read_stage_reports(cfg).get("clean") or {}))
+
+
+def data_metrics(clean: dict[str, Any]) -> dict[str, float]:
+    """The data counts as MLflow metrics: input lines and what became of them, per reason."""
+    acc = clean.get("lines") or {}
+    metrics = {f"data_lines_{k}": acc[k] for k in ("read", "kept", "quarantined", "left_out") if k in acc}
+    for prefix, counts in (("data_quarantined", acc.get("quarantined_at_ingest", {})),
+                           ("data_quarantined", clean.get("rules", {})),
+                           ("data_left_out", acc.get("left_out_reasons", {}))):
+        metrics.update({f"{prefix}_{reason}": n for reason, n in counts.items()})
+    return metrics
