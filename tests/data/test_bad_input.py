@@ -109,6 +109,8 @@ def test_cli_on_a_users_prose_only_jsonl_prints_the_counts(tmp_path: Path) -> No
     assert counts["ingest"]["docs"] == 12 and counts["ingest"]["reasons"] == {"invalid_json": 1}
     assert counts["clean"]["docs_in"] == 12 and counts["clean"]["docs_kept"] == 12
     assert counts["clean"]["pairs_in"] == 0 and counts["validate"]["skipped"] == ["pairs"]
+    lines = counts["clean"]["lines"]  # the summary accounts for every line of the file, the cut-off one too
+    assert (lines["read"], lines["kept"], lines["quarantined"], lines["left_out"]) == (13, 12, 1, 0)
     assert counts["validate"]["success"] and counts["pack"]["train_docs"] + counts["pack"]["val_docs"] == 12
     first = next(read_jsonl(tmp_path / "out" / "clean" / "corpus.jsonl"))
     assert first == {"id": "mine-1", "text": records[0]["text"], "source": "mine", "license": "unknown"}

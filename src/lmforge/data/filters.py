@@ -129,11 +129,20 @@ class TopNgramShare(Filter):
         return KEEP if share <= self.max_ratio else (False, "repetitive_ngrams")
 
 
+def is_english(text: str, min_score: float) -> bool | None:
+    """The English test: the prose's probability of English (``language.english_score``, py3langid) reaches
+    ``min_score``, or English is its most likely language (short prose spreads probability over related
+    languages). None for code with too little prose to judge (``prose.language_part``), unless its whole text
+    is confidently another language (comments or messages in code): then False."""
+    part = language_part(text)
+    if part is None:
+        lang, prob = identify(text)
+        return False if lang != "en" and prob >= CONFIDENT else None
+    return english_score(part) >= min_score or identify(part)[0] == "en"
+
+
 class English(Filter):
-    """The prose is English by a language identifier (``language.english_score``, py3langid): its probability
-    reaches ``min_score``, or English is the most likely language. A record that is
-    code with too little prose to judge (``prose.language_part``) is counted as ``code_only`` and kept unless
-    its whole text is confidently another language (comments, messages in code)."""
+    """Quarantines a record that ``is_english`` says is not (``not_english``); counts code-only records."""
 
     name = "english"
 
@@ -143,16 +152,9 @@ class English(Filter):
         self.code_only = 0
 
     def filter(self, record: Record) -> tuple[bool, str]:
-        whole = " ".join(record[f] for f in text_fields(record))
-        text = language_part(whole)
-        if text is None:
-            self.code_only += 1
-            lang, prob = identify(whole)
-            return (False, "not_english") if lang != "en" and prob >= CONFIDENT else KEEP
-        # Short prose spreads probability over related languages: English is also the most likely one.
-        if english_score(text) >= self.min_score or identify(text)[0] == "en":
-            return KEEP
-        return False, "not_english"
+        verdict = is_english(" ".join(record[f] for f in text_fields(record)), self.min_score)
+        self.code_only += verdict is None
+        return (False, "not_english") if verdict is False else KEEP
 
     def stats(self) -> dict[str, object]:
         return {**super().stats(), "code_only": self.code_only}

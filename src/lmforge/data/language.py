@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import re
 
-SAMPLE_CHARS = 3_000
+SAMPLE_CHARS = 1_200
 _NOT_LANGUAGE = re.compile(r"https?://\S+|``[^`\n]*``|:[\w:-]+:`[^`\n]*`|\.\. \w[\w-]*::|<[^>\n]{1,80}>")
 
 
@@ -42,6 +42,10 @@ def english_score(text: str) -> float:
 
 
 def _sample(text: str) -> str:
+    if len(text) > 2 * SAMPLE_CHARS:  # markup is removed after sampling: a URL cut in two is still removed
+        third = SAMPLE_CHARS // 3 * 2  # ... from pieces twice the size, trimmed after
+        middle = (len(text) - third) // 2
+        text = "\n".join((text[:third], text[middle:middle + third], text[-third:]))
     text = _NOT_LANGUAGE.sub(" ", text)
     if len(text) <= SAMPLE_CHARS:
         return text

@@ -115,8 +115,11 @@ def _indent(line: str) -> int:
 def _is_code_line(line: str) -> bool:
     """A statement, table row or the like (lines of code are short), or a command line: three or more
     options, and options and placeholders (``FILE``, ``[ARG]``) are half its words or more."""
-    tokens = line.split()
-    options = sum(bool(_OPTION.fullmatch(t)) for t in tokens)
+    if line.count("-") >= 3:  # every option has a dash: most lines are done with this one C-speed count
+        tokens = line.split()
+        options = sum(bool(_OPTION.fullmatch(t)) for t in tokens)
+    else:
+        tokens, options = [], 0
     if options >= 3 and 2 * (options + sum(bool(_PLACEHOLDER.fullmatch(t)) for t in tokens)) >= len(tokens):
         return True
     return len(line) <= MAX_CODE_LINE and bool(_CODE_LINE.match(line)) or bool(_TABLE_ROW.match(line))

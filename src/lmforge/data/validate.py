@@ -3,7 +3,8 @@
     lmforge data --step validate
 
 Two suites, one per file: schema, unique ids, non-null fields, length bounds, duplicate rate, English share
-(prose: the share of records whose prose py3langid calls English, measured again on the written text) and zero
+(prose: the share of records the English test, run again on the text as written, calls English; records that
+are code with too little prose to judge are not counted) and zero
 PII residue (every text re-scanned with ``lmforge.pii.find_pii``, the count kept as a column). A third suite,
 ``lines``, holds the input's line accounting from ``clean/metrics.json`` (read, kept, quarantined, left out by
 reason) and expects every line read to be kept, quarantined or left out; ``result.json`` repeats it.
@@ -26,12 +27,11 @@ import pandas as pd
 from lmforge.artifacts import atomic_dir, require_complete, write_json_atomic
 from lmforge.config import DataConfig, LMForgeConfig
 from lmforge.data.dedup import content_hash
-from lmforge.data.language import english_score
-from lmforge.data.prose import language_part
+from lmforge.data.filters import is_english
 from lmforge.data.records import PAIR_FIELDS, PROSE_FIELDS, read_jsonl, text_fields
 from lmforge.pii import find_pii
 
-DERIVED = ("n_chars", "english_score", "pii_residue", "content_hash")
+DERIVED = ("n_chars", "english", "pii_residue", "content_hash")
 LINE_COLUMNS = ("read", "kept", "quarantined", "left_out", "accounted")
 PREVIEW_CHARS = 200  # characters of each text field the frame (and the Data Docs examples) keep
 
@@ -54,7 +54,8 @@ def validate(cfg: LMForgeConfig) -> GateResult:
     """Run the gate over ``clean/``; write ``validation/``; raise ``DataGateError`` if anything failed."""
     require_complete(cfg.paths.clean, "clean data")
     present = kinds_with_input(cfg.paths.clean)
-    frames = {name: load_frame(cfg.paths.clean / f"{name}.jsonl", fields)
+    frames = {name: load_frame(cfg.paths.clean / f"{name}.jsonl", fields,
+                               cfg.data.min_english_score if name == "corpus" else None)
               for name, fields in (("corpus", PROSE_FIELDS), ("pairs", PAIR_FIELDS)) if name in present}
     lines = line_accounting(cfg.paths.clean)
     if lines:
@@ -97,8 +98,9 @@ def line_accounting(clean_dir: Path) -> dict[str, Any]:
     return json.loads(metrics_path.read_text()).get("lines", {}) if metrics_path.is_file() else {}
 
 
-def load_frame(path: Path, fields: tuple[str, ...]) -> pd.DataFrame:
-    """The records of ``path`` plus the derived columns the expectations look at.
+def load_frame(path: Path, fields: tuple[str, ...], min_english_score: float | None = None) -> pd.DataFrame:
+    """The records of ``path`` plus the derived columns the expectations look at (``english`` only with
+    ``min_english_score``: the prose suite checks it; pairs are not language-filtered).
 
     Text columns keep only their first ``PREVIEW_CHARS`` (enough for the null and non-empty checks and the
     report's examples); lengths are checked on ``n_chars``. So the frame stays ~1 KB a row however long the
@@ -109,16 +111,17 @@ def load_frame(path: Path, fields: tuple[str, ...]) -> pd.DataFrame:
         texts = {f: record.get(f) or "" for f in text_fields(record)}
         rows.append({**{f: _preview(record.get(f)) if f in texts else record.get(f) for f in fields},
                      "n_chars": sum(map(len, texts.values())),
-                     "english_score": _english_score(" ".join(texts.values())),
+                     "english": None if min_english_score is None else _english(" ".join(texts.values()),
+                                                                                min_english_score),
                      "pii_residue": sum(len(find_pii(t)) for t in texts.values()),
                      "content_hash": content_hash(texts).hex()})
     return pd.DataFrame(rows, columns=[*fields, *DERIVED])
 
 
-def _english_score(text: str) -> float | None:
-    """As the English filter measures it; None (not counted by the gate) for code with too little prose."""
-    part = language_part(text)
-    return None if part is None else english_score(part)
+def _english(text: str, min_score: float) -> float | None:
+    """1.0 or 0.0 as the English test judges ``text``; None (not counted by the gate) for code-only text."""
+    verdict = is_english(text, min_score)
+    return None if verdict is None else float(verdict)
 
 
 def _preview(value: object) -> object:
@@ -146,8 +149,7 @@ def expectations(name: str, cfg: DataConfig) -> list[Any]:
     if name == "corpus":
         suite += [
             e.ExpectColumnValuesToBeBetween(column="n_chars", min_value=cfg.min_chars, max_value=cfg.max_chars),
-            e.ExpectColumnValuesToBeBetween(column="english_score", min_value=cfg.min_english_score,
-                                            mostly=cfg.min_english_share),
+            e.ExpectColumnValuesToBeInSet(column="english", value_set=[1.0], mostly=cfg.min_english_share),
         ]
     else:
         suite += [e.ExpectColumnValueLengthsToBeBetween(column=f, min_value=1)
