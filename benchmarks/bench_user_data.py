@@ -94,6 +94,10 @@ def bench_accounting(records: list[Record], profile: str = "tiny") -> list[Row]:
         path = Path(tmp) / "user.jsonl"
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
         cfg = load_config(profile, overrides=[f"work_dir={tmp}/work"])
+        n_docs = sum("text" in r for r in records)
+        if cfg.data.max_docs is None or n_docs <= cfg.data.max_docs:  # a small run: caps below its size
+            cfg = load_config(profile, overrides=[f"work_dir={tmp}/work", f"data.max_docs={n_docs // 2}",
+                                                  f"data.max_pairs={(len(records) - n_docs) // 2}"])
         ingested = ingest(cfg, path)
         cleaned = clean(cfg)
         gate_lines = _gate_lines(cfg)

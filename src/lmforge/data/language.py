@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import re
+from dataclasses import dataclass
 
 SAMPLE_CHARS = 1_200
 _NOT_LANGUAGE = re.compile(r"https?://\S+|``[^`\n]*``|:[\w:-]+:`[^`\n]*`|\.\. \w[\w-]*::|<[^>\n]{1,80}>")
@@ -28,17 +29,27 @@ def _identifier():  # loaded once per process (~0.7 s)
 
 def identify(text: str) -> tuple[str, float]:
     """(ISO 639-1 code, probability) of the most likely language of ``text``."""
-    lang, prob = _identifier().classify(_sample(text))
-    return lang, prob
+    return guess(text).top
 
 
-@functools.lru_cache(maxsize=2)  # the filter and a caller's report may ask for the same text
 def english_score(text: str) -> float:
     """The probability that ``text`` is English (0 for text with no letters)."""
+    return guess(text).english
+
+
+@dataclass(frozen=True)
+class Guess:
+    top: tuple[str, float]  # the most likely language and its probability
+    english: float  # the probability of English
+
+
+@functools.lru_cache(maxsize=2)  # the English test asks for both figures of one text: one pass of the model
+def guess(text: str) -> Guess:
     sample = _sample(text)
     if not any(c.isalpha() for c in sample):
-        return 0.0
-    return dict(_identifier().rank(sample)).get("en", 0.0)
+        return Guess(top=("und", 0.0), english=0.0)
+    ranked = _identifier().rank(sample)  # [(language, probability)], most likely first
+    return Guess(top=ranked[0], english=dict(ranked).get("en", 0.0))
 
 
 def _sample(text: str) -> str:
