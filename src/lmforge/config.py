@@ -37,13 +37,15 @@ class DataConfig(_Section):
                                   "are left out and counted as over_max_pairs.")
     min_chars: int = Field(200, description="Prose records shorter than this are quarantined (too_short).")
     max_chars: int = Field(200_000, description="Prose records longer than this are quarantined (too_long).")
-    min_alpha_ratio: float = Field(0.6, description="Minimum share of alphabetic characters (low_alpha).")
-    max_dup_line_ratio: float = Field(0.3, description="Maximum share of repeated lines (repetitive).")
-    max_top_ngram_ratio: float = Field(0.2, description="Maximum share of the top 3-gram (repetitive).")
+    min_alpha_ratio: float = Field(0.6, description="Minimum share of alphabetic characters in the prose (low_alpha).")
+    max_dup_line_ratio: float = Field(0.3, description="Maximum share of repeated prose lines (repetitive_lines).")
+    max_top_ngram_ratio: float = Field(0.2, description="Maximum share of the prose's top 3-gram, counted in "
+                                       "records of 50+ words where it occurs 4+ times (repetitive_ngrams).")
     min_english_score: float = Field(0.5, ge=0, le=1, description="Minimum probability that a record's prose is "
                                      "English (py3langid), else quarantined as not_english.")
-    min_english_share: float = Field(0.95, ge=0, le=1, description="Gate: share of clean prose records whose "
-                                     "english_score, measured again, reaches min_english_score.")
+    min_english_share: float = Field(0.95, ge=0, le=1, description="Gate: share of clean prose records that the "
+                                     "English test, run again on the written text, calls English (records of "
+                                     "code with too little prose to judge are not counted).")
     max_duplicate_rate: float = Field(0.0, description="Gate: share of clean records that may be copies.")
     minhash_perm: int = Field(128, description="MinHash permutations.")
     minhash_bands: int = Field(16, description="LSH bands b; rows r = perm / b.")
