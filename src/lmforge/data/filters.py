@@ -28,6 +28,7 @@ KEEP = (True, "")
 MIN_REPEATS = 4  # a phrase said three times in a short section is emphasis (a term, an example), not spam
 CONFIDENT = 0.9  # probability at which a code-only record's other language counts against it
 
+
 @functools.lru_cache(maxsize=2)
 def words(text: str) -> tuple[str, ...]:
     return tuple(_WORD.findall(text.lower()))
@@ -118,7 +119,7 @@ class TopNgramShare(Filter):
     def filter(self, record: Record) -> tuple[bool, str]:
         prose, _ = split_code(record["text"])
         tokens = words(_URL.sub(" ", prose))  # a list of URLs repeats its host, not prose
-        if len(tokens) < max(self.min_words, 2 * self.n):  # in a few sentences one repeated phrase is most
+        if len(tokens) < max(self.min_words, 2 * self.n):  # a few sentences: one repeated term dominates them
             return KEEP
         # Every n-gram as a tuple, built in C; shifted copies are shorter, so zip stops at the last whole one.
         grams = Counter(zip(*(tokens[i:] for i in range(self.n)), strict=False))
