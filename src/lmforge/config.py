@@ -236,6 +236,24 @@ class ServeConfig(_Section):
         1, ge=1, description="vLLM --stream-interval: tokens per streamed chunk after the first (1: each token; "
         "more costs the API server less per token).")
     dtype: str = Field("float32", description="vLLM --dtype.")
+    kv_cache_dtype: Literal["auto", "float16", "bfloat16", "fp8", "fp8_e4m3", "fp8_e5m2"] = Field(
+        "auto", description="vLLM --kv-cache-dtype: what the KV cache stores ('auto': the model's dtype). vLLM's "
+        "CPU backend takes auto and the fp8 kinds (fp8 needs AVX-512 or AMX); fp8 halves a bf16 cache per token.")
+    enable_prefix_caching: bool | None = Field(
+        None, description="vLLM --enable-prefix-caching / --no-enable-prefix-caching: reuse the KV blocks of a "
+        "prompt prefix already computed (a shared system prompt is prefilled once). None: vLLM's default (on).")
+    max_num_seqs: int | None = Field(
+        None, ge=1, description="vLLM --max-num-seqs: sequences decoded together in one step (the running "
+        "batch). None: vLLM's default (128 on CPU for the server).")
+    max_num_batched_tokens: int | None = Field(
+        None, ge=1, description="vLLM --max-num-batched-tokens: tokens one scheduler step may process, prefill "
+        "chunks and decode tokens together. None: vLLM's default (2048 on CPU for the server).")
+    enable_chunked_prefill: bool | None = Field(
+        None, description="vLLM --enable-chunked-prefill / --no-enable-chunked-prefill: split a long prompt's "
+        "prefill across steps so running sequences keep decoding beside it. None: vLLM's default (on).")
+    generation_config: Literal["auto", "vllm"] = Field(
+        "auto", description="vLLM --generation-config: 'auto' makes the model directory's generation_config.json "
+        "(the version's generation settings) the server's sampling defaults; 'vllm' ignores it.")
     max_model_len: int | None = Field(None, description="vLLM --max-model-len (None: the model's).")
     startup_timeout_s: float = Field(240.0, description="Seconds to wait for vLLM to answer a 1-token probe.")
     policy: Path = Field(Path("configs/policy.yaml"), description="Compliance policy file.")
@@ -263,6 +281,15 @@ class ServeConfig(_Section):
     previous_champion_grace_s: float = Field(
         300.0, ge=0, description="Seconds the previous champion's vLLM stays up after a promotion or rollback, so "
         "`lmforge rollback` in that window only switches the gateway; it stops once idle after them (0: at once).")
+
+    @model_validator(mode="after")
+    def _whole_prompt_fits_a_step(self) -> ServeConfig:
+        """Without chunked prefill a prompt is prefilled in one step: vLLM refuses to start otherwise."""
+        tokens, context = self.max_num_batched_tokens, self.max_model_len
+        if self.enable_chunked_prefill is False and tokens is not None and context and tokens < context:
+            raise ValueError(f"serve.max_num_batched_tokens {tokens} is below serve.max_model_len {context}: "
+                             "with enable_chunked_prefill false a whole prompt must fit one step")
+        return self
 
     @field_validator("cpu_threads", mode="before")
     @classmethod

@@ -130,3 +130,41 @@ def _running(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
     except (OSError, IndexError):
         return False
+
+
+def test_cache_and_batching_settings_reach_vllm(tmp_path: Path) -> None:
+    """Each serve setting is one vLLM flag (names checked against vllm 0.32's arg_utils); None adds none."""
+    default = _engine(tmp_path, tmp_path).command()
+    assert default[default.index("--kv-cache-dtype") + 1] == "auto"
+    assert default[default.index("--generation-config") + 1] == "auto"
+    assert not any(a in default for a in ("--max-num-seqs", "--max-num-batched-tokens", "--enable-prefix-caching",
+                                          "--no-enable-prefix-caching", "--enable-chunked-prefill"))
+    tuned = _engine(tmp_path, tmp_path, kv_cache_dtype="fp8", enable_prefix_caching=False, max_num_seqs=32,
+                    max_num_batched_tokens=512, enable_chunked_prefill=True, generation_config="vllm")
+    cmd = tuned.command()
+    assert cmd[cmd.index("--kv-cache-dtype") + 1] == "fp8" and cmd[cmd.index("--max-num-seqs") + 1] == "32"
+    assert cmd[cmd.index("--max-num-batched-tokens") + 1] == "512"
+    assert "--no-enable-prefix-caching" in cmd and "--enable-chunked-prefill" in cmd
+    assert cmd[cmd.index("--generation-config") + 1] == "vllm"
+    assert tuned.settings()["max_num_seqs"] == 32 and tuned.settings()["kv_cache_dtype"] == "fp8"
+    assert set(tuned.settings()) >= {"kv_cache_gib", "enable_prefix_caching", "enable_chunked_prefill"}
+
+
+@pytest.mark.integration  # importing vLLM's parser takes ~8 s
+def test_serve_flags_parse_with_vllms_own_parser(tmp_path: Path) -> None:
+    """The flags the engine builds are ones vLLM's CLI parser accepts, with the values meant."""
+    pytest.importorskip("vllm")
+    from vllm.entrypoints.launchers.cli_args import make_arg_parser
+    from vllm.utils.argparse_utils import FlexibleArgumentParser
+
+    cmd = _engine(tmp_path, tmp_path, kv_cache_dtype="fp8", enable_prefix_caching=False, max_num_seqs=8,
+                  max_num_batched_tokens=256, enable_chunked_prefill=False, max_model_len=128).command()
+    args = make_arg_parser(FlexibleArgumentParser()).parse_args(cmd[3:])  # after "python -m module"
+    assert (args.kv_cache_dtype, args.enable_prefix_caching, args.max_num_seqs) == ("fp8", False, 8)
+    assert (args.max_num_batched_tokens, args.enable_chunked_prefill, args.generation_config) == (256, False, "auto")
+
+
+def test_unchunked_prefill_needs_a_step_as_long_as_the_context() -> None:
+    with pytest.raises(ValueError, match="whole prompt must fit one step"):
+        ServeConfig(max_model_len=1024, max_num_batched_tokens=512, enable_chunked_prefill=False)
+    assert ServeConfig(max_model_len=1024, max_num_batched_tokens=512).max_num_batched_tokens == 512

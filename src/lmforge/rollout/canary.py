@@ -39,7 +39,14 @@ from lmforge.config import LMForgeConfig
 from lmforge.registry.promote import PromotionRefused, gate_failures, promote_to_champion
 from lmforge.registry.stage import served_role
 from lmforge.rollout.analysis import Decision, StepResult, arm_figures, decide, judge_step
-from lmforge.rollout.champion import alias_version, champion_version, ensure_champion_served, fetch_version, serves
+from lmforge.rollout.champion import (
+    alias_version,
+    champion_version,
+    ensure_champion_served,
+    fetch_version,
+    record_serving_settings,
+    serves,
+)
 from lmforge.rollout.traffic import send_requests, warm_up
 from lmforge.serve.admin import AdminClient
 from lmforge.serve.engine import VLLMEngine
@@ -75,6 +82,7 @@ def run_rollout(cfg: LMForgeConfig) -> dict[str, Any]:
         served = ensure_champion_served(cfg)
         record_challenger(cfg, engine.pid)
         engine.wait_ready()
+        record_serving_settings(cfg, plan.model, plan.challenger, engine.settings())
     except BaseException:
         engine.stop()
         record_challenger(cfg, None)

@@ -10,6 +10,7 @@ returned once; the gateway keeps only its hash.
 
 from __future__ import annotations
 
+import json
 import secrets
 from pathlib import Path
 
@@ -32,6 +33,7 @@ def serve_champion(cfg: LMForgeConfig) -> dict:
     hf_dir = fetch_version(cfg, name, version)
     keys = [k for k in (envs.LMFORGE_API_KEYS.get() or "").split(",") if k] or [f"lmf-{secrets.token_urlsafe(24)}"]
     info = start_stack(cfg, hf_dir, name, version, keys)
+    record_serving_settings(cfg, name, version, info.engine_settings)
     prompt = cfg.registry.sample_prompts[0]
     reply = ask(info.gateway_url, keys[0], name, prompt)
     return {"gateway_url": info.gateway_url, "vllm_url": info.vllm_url, "api_key": keys[0], "model": name,
@@ -61,6 +63,12 @@ def serves(cfg: LMForgeConfig, name: str, version: str) -> bool:
     status = stack_status(cfg)
     return bool(status["running"] and status["gateway_ready"] and status.get("model") == name
                 and str(status.get("version")) == version)
+
+
+def record_serving_settings(cfg: LMForgeConfig, name: str, version: str, settings: dict) -> None:
+    """Tag the served version with the KV cache and batching settings vLLM runs it with (``serve.settings``)."""
+    setup_tracking(cfg)
+    MlflowClient().set_model_version_tag(name, version, "serve.settings", json.dumps(settings, sort_keys=True))
 
 
 def champion_version(cfg: LMForgeConfig, name: str) -> str:

@@ -103,7 +103,15 @@ class VLLMEngine:
             cmd += ["--tensor-parallel-size", str(self.cfg.tensor_parallel_size)]
         if self.cfg.stream_interval > 1:
             cmd += ["--stream-interval", str(self.cfg.stream_interval)]
-        return cmd
+        return cmd + cache_and_batching_args(self.cfg)
+
+    def settings(self) -> dict[str, object]:
+        """The KV cache, batching and sampling-default settings this server runs with, recorded with the
+        deployment (the stack's state file, the served version's MLflow tags). None: vLLM's default."""
+        keys = ("dtype", "kv_cache_gib", "kv_cache_dtype", "enable_prefix_caching", "max_num_seqs",
+                "max_num_batched_tokens", "enable_chunked_prefill", "max_model_len", "enforce_eager",
+                "generation_config")
+        return {key: getattr(self.cfg, key) for key in keys}
 
     def supervised_command(self) -> list[str]:
         """``command()`` under the supervisor (restarts with backoff, metrics and expiry files)."""
@@ -220,6 +228,21 @@ def cpu_thread_list(spec: str) -> str:
     if spec.strip().lower() != "all":
         return spec
     return ",".join(str(cpu) for cpu in sorted(os.sched_getaffinity(0)))
+
+
+def cache_and_batching_args(cfg: ServeConfig) -> list[str]:
+    """vLLM flags for the KV cache dtype, prefix caching, the running batch, chunked prefill and sampling
+    defaults; a setting left at None leaves vLLM's own default (so upgrading vLLM keeps its tuning)."""
+    args = ["--kv-cache-dtype", cfg.kv_cache_dtype, "--generation-config", cfg.generation_config]
+    if cfg.max_num_seqs is not None:
+        args += ["--max-num-seqs", str(cfg.max_num_seqs)]
+    if cfg.max_num_batched_tokens is not None:
+        args += ["--max-num-batched-tokens", str(cfg.max_num_batched_tokens)]
+    for flag, on in (("enable-prefix-caching", cfg.enable_prefix_caching),
+                     ("enable-chunked-prefill", cfg.enable_chunked_prefill)):
+        if on is not None:  # argparse.BooleanOptionalAction: --flag / --no-flag
+            args.append(f"--{flag}" if on else f"--no-{flag}")
+    return args
 
 
 def die_with_parent(parent: int) -> None:

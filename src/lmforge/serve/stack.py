@@ -31,7 +31,7 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +66,7 @@ class StackInfo:
     model: str = ""
     version: str = ""
     vllm_ready_s: float | None = None  # seconds from launch to vLLM's first 1-token completion
+    engine_settings: dict[str, Any] = field(default_factory=dict)  # KV cache, batching: VLLMEngine.settings()
 
 
 def state_path(cfg: LMForgeConfig) -> Path:
@@ -127,7 +128,8 @@ def start_stack(
     engine.start()
     gateway_url = f"http://{serve.host}:{serve.gateway_port}"
     info = StackInfo(
-        gateway_url, engine.base_url, {"vllm": engine.pid or 0}, log_dir, model_name, model_version
+        gateway_url, engine.base_url, {"vllm": engine.pid or 0}, log_dir, model_name, model_version,
+        engine_settings=engine.settings(),
     )
     _record(cfg, info)
     try:
@@ -156,6 +158,7 @@ def start_stack(
             model_name,
             model_version,
             round(ready_s, 1),
+            engine.settings(),
         )
         _record(cfg, info)
         _wait_gateway(gateway, gateway_url, model_name, api_keys[0], log_dir / "gateway.log")
