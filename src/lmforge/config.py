@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from lmforge import envs
+from lmforge.paths import Paths
 
 
 class _Section(BaseModel):
@@ -221,6 +222,22 @@ class RegistryConfig(_Section):
     )
 
 
+class GenerationSettings(_Section):
+    """The sampling defaults a model version ships with: written into its ``generation_config.json`` at export,
+    shown in its model card, made vLLM's server defaults, and used by the eval. A request may override each
+    (max_tokens up to ``serve.max_tokens_limit``)."""
+
+    temperature: float = Field(0.0, ge=0, description="Softmax temperature; 0: greedy (the argmax token).")
+    top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling: keep the most likely tokens up to this "
+                         "probability mass (1: all). Ignored when greedy.")
+    top_k: int = Field(0, ge=0, description="Sample among the k most likely tokens (0: all). Ignored when greedy.")
+    repetition_penalty: float = Field(1.0, gt=0, description="Divide the logits of tokens already in the prompt "
+                                      "or output by this (1: off; 1.1-1.3 curbs loops of small models).")
+    max_tokens: int = Field(256, ge=1, description="New tokens when a request names none.")
+    stop: list[str] = Field(default_factory=list, description="Strings that end generation (not included in the "
+                            "output); the gateway adds them to requests that name none.")
+
+
 class ServeConfig(_Section):
     host: str = Field("127.0.0.1", description="Bind address of vLLM and the gateway.")
     vllm_port: int = Field(8100, description="Port of the vLLM OpenAI server (challenger: +1).")
@@ -347,53 +364,6 @@ class RolloutConfig(_Section):
         return self
 
 
-class Paths(BaseModel):
-    """Every working path of one profile, derived from ``work_dir``."""
-
-    model_config = ConfigDict(frozen=True)
-    work_dir: Path
-
-    @property
-    def raw(self) -> Path:
-        return self.work_dir / "raw"
-
-    @property
-    def clean(self) -> Path:
-        return self.work_dir / "clean"
-
-    @property
-    def validation(self) -> Path:
-        return self.work_dir / "validation"
-
-    @property
-    def tokenizer(self) -> Path:
-        return self.work_dir / "tokenizer"
-
-    @property
-    def shards(self) -> Path:
-        return self.work_dir / "shards"
-
-    @property
-    def base(self) -> Path:
-        return self.work_dir / "models" / "base"
-
-    @property
-    def models(self) -> Path:
-        return self.work_dir / "models"
-
-    @property
-    def checkpoints(self) -> Path:
-        return self.work_dir / "checkpoints"
-
-    @property
-    def teacher_cache(self) -> Path:
-        return self.work_dir / "teacher_cache"
-
-    @property
-    def reports(self) -> Path:
-        return self.work_dir / "reports"
-
-
 class LMForgeConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -405,6 +375,7 @@ class LMForgeConfig(BaseModel):
     finetune: FinetuneConfig = FinetuneConfig()
     distill: DistillConfig = DistillConfig()
     registry: RegistryConfig = RegistryConfig()
+    generation: GenerationSettings = GenerationSettings()
     serve: ServeConfig = ServeConfig()
     rollout: RolloutConfig = RolloutConfig()
 

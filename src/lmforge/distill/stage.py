@@ -206,7 +206,8 @@ def train_student(cfg: LMForgeConfig, role: str, teacher: LlamaForCausalLM, kd: 
     log_final_metrics(logger, metrics, outcome.global_step)
     out = export_model(module.model, paths.models / "teacher", paths.models / role,
                        stage_meta("distill", logger.run_id, section.model_dump(mode="json"), paths.shards, run_tags,
-                                  metrics, role=role, teacher_run=teacher_run))
+                                  metrics, role=role, teacher_run=teacher_run),
+                       generation=cfg.generation)
     return TrainResult(model_dir=out, run_id=logger.run_id, metrics=metrics)
 
 

@@ -25,6 +25,7 @@ from mlflow.types import ColSpec, Schema
 from lmforge import lineage
 from lmforge.artifacts import require_complete
 from lmforge.config import LMForgeConfig
+from lmforge.generation import sampling_defaults
 from lmforge.registry.curves import metric_history, plot_curves
 from lmforge.registry.pyfunc import HF_ARTIFACT, HFTextGenerator
 from lmforge.registry.review import compliance_report, model_card, sample_generations
@@ -111,7 +112,7 @@ def register_model(
                           "completion": [s["completion"] for s in samples]}, "review/samples.json")
         mlflow.log_dict(asdict(report), "review/compliance_report.json")
         mlflow.log_dict({"gates": gates, "metrics": metrics, "lineage": tags}, "review/dossier.json")
-        card = model_card(name, role, metrics, tags, samples, report, arch)
+        card = model_card(name, role, metrics, tags, samples, report, arch, sampling_defaults(model_dir))
         mlflow.log_text(card, "review/model_card.md")
         with tempfile.TemporaryDirectory() as tmp:
             (Path(tmp) / "lmforge_lineage.json").write_text(json.dumps(tags, indent=2))

@@ -39,6 +39,7 @@ def generate(model: Any, tokenizer: Any, prompts: list[str], max_new_tokens: int
             out = model.generate(
                 ids, max_new_tokens=max_new_tokens, do_sample=False,
                 pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+                tokenizer=tokenizer,  # the version's stop strings (generation_config.json) need it
             )  # (1, T + new)
         outputs.append(tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True))
     return outputs
@@ -73,8 +74,10 @@ def compliance_report(completions: list[str], policy_path: Path) -> ComplianceRe
 def model_card(
     name: str, role: str, metrics: dict[str, float], lineage: dict[str, str],
     samples: list[dict[str, str]], report: ComplianceReport, model_meta: dict[str, Any],
+    generation: dict[str, Any] | None = None,
 ) -> str:
-    """A markdown model card: intended use, data, training, evaluation, compliance and limits."""
+    """A markdown model card: intended use, data, training, evaluation, generation defaults, compliance, limits."""
+    generation_rows = "\n".join(f"| {k} | `{json.dumps(v)}` |" for k, v in (generation or {}).items()) or "| (none) | |"
     metric_rows = "\n".join(f"| {k} | {v:.4g} |" for k, v in sorted(metrics.items()))
     lineage_rows = "\n".join(f"| {k} | `{v}` |" for k, v in sorted(lineage.items()))
     sample_rows = "\n".join(
@@ -102,6 +105,14 @@ without the output filter.
 | metric | value |
 |---|---|
 {metric_rows}
+
+## Generation defaults
+The version's `generation_config.json`, vLLM's defaults when it serves this version; a request may override
+each (max_tokens up to the gateway's limit).
+
+| setting | value |
+|---|---|
+{generation_rows}
 
 ## Sample generations (greedy, fixed prompts)
 | prompt | completion |

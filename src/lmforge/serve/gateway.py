@@ -196,8 +196,12 @@ def create_app(
                 "max_tokens_exceeded",
             )
         primary, mirror = router.pick()
+        defaults = settings.generation_defaults  # the served version's; vLLM applies its sampling ones itself
         if asked is None:
-            payload["max_tokens"] = await _default_max_tokens(settings.max_tokens_limit, primary, mirror)
+            fits = await _default_max_tokens(settings.max_tokens_limit, primary, mirror)
+            payload["max_tokens"] = min(defaults.get("max_tokens", fits), fits)
+        if defaults.get("stop") and payload.get("stop") is None:
+            payload["stop"] = defaults["stop"]
         path = "/v1/chat/completions" if kind == "chat" else "/v1/completions"
         fwd = Forward(path, payload, kind, model.stream)
         endpoint = request.url.path

@@ -7,6 +7,7 @@ secret the gateway holds, the key vLLM requires of it, stays in its own file (mo
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -49,6 +50,10 @@ class GatewaySettings(BaseModel):
     supervisor_metrics_dir: Path | None = Field(
         None, description="Folder of the vLLM supervisors' metric files (Prometheus textfile format, *.prom), "
         "served on /metrics beside the gateway's own (None: none).")
+    generation_defaults: dict[str, Any] = Field(
+        default_factory=dict, description="The served version's sampling defaults (lmforge.generation."
+        "sampling_defaults); the gateway adds its max_tokens (capped at max_tokens_limit) and stop to requests "
+        "that name none: vLLM applies the rest itself from generation_config.json.")
 
     @field_validator("api_key_hashes")
     @classmethod
@@ -79,6 +84,7 @@ class GatewaySettings(BaseModel):
         admin_keys: list[str] | None = None,
         keys_file: Path | None = None,
         upstream_key_file: Path | None = None,
+        generation_defaults: dict[str, Any] | None = None,
     ) -> GatewaySettings:
         """Settings from the profile's serve section; plaintext keys are hashed here and dropped."""
         return cls(
@@ -97,6 +103,7 @@ class GatewaySettings(BaseModel):
             rate_limit_storage=serve.rate_limit_storage,
             metrics_port=serve.metrics_port,
             metrics_open=serve.metrics_open,
+            generation_defaults=generation_defaults or {},
         )
 
 

@@ -40,6 +40,7 @@ import httpx
 from lmforge import envs
 from lmforge.artifacts import write_json_atomic
 from lmforge.config import LMForgeConfig
+from lmforge.generation import sampling_defaults
 from lmforge.serve.engine import (
     EngineError,
     VLLMEngine,
@@ -146,6 +147,7 @@ def start_stack(
             admin_keys=[admin],
             keys_file=keys_path(cfg),
             upstream_key_file=vllm_key_path(cfg),
+            generation_defaults=sampling_defaults(model_dir),
         ).model_copy(update={"supervisor_metrics_dir": supervisor_dir(cfg)})
         settings_file = gateway_settings_path(cfg)
         write_json_atomic(settings_file, settings.model_dump(mode="json"))  # key hashes only

@@ -85,7 +85,8 @@ def run_finetune(cfg: LMForgeConfig, tags: dict[str, str] | None = None,
     out = export_model(merged, source, paths.models / "teacher",
                        stage_meta("finetune", logger.run_id, section.model_dump(mode="json"), paths.shards,
                                   run_tags, metrics, parent_run=parent.get("run_id"),
-                                  model_config=parent.get("config")))
+                                  model_config=parent.get("config")),
+                       generation=cfg.generation)
     return TrainResult(model_dir=out, run_id=logger.run_id, metrics=metrics)
 
 

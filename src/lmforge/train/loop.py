@@ -29,7 +29,8 @@ from torch import nn
 
 from lmforge import envs
 from lmforge.artifacts import atomic_dir, write_json_atomic
-from lmforge.config import LMForgeConfig, TrainConfig
+from lmforge.config import GenerationSettings, LMForgeConfig, TrainConfig
+from lmforge.generation import apply_generation_settings
 from lmforge.lineage import data_hash
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "special_tokens_map.json",
@@ -162,8 +163,13 @@ def fit(module: L.LightningModule, datamodule: L.LightningDataModule, train_cfg:
                       float(loss) if loss is not None else None, trainer.is_global_zero)
 
 
-def export_model(model: nn.Module, tokenizer_dir: Path, out: Path, meta: dict[str, Any]) -> Path:
-    """Write an HF model dir atomically: safetensors weights, config, generation config, tokenizer, lmforge.json."""
+def export_model(model: nn.Module, tokenizer_dir: Path, out: Path, meta: dict[str, Any],
+                 generation: GenerationSettings | None = None) -> Path:
+    """Write an HF model dir atomically: safetensors weights, config, generation config, tokenizer, lmforge.json.
+
+    ``generation``: the version's sampling defaults, written into its generation_config.json."""
+    if generation is not None:
+        apply_generation_settings(model.generation_config, generation)
     with atomic_dir(out, {"stage": meta.get("stage"), "run_id": meta.get("run_id")}) as tmp:
         model.to("cpu").save_pretrained(tmp)  # config.json, generation_config.json, model.safetensors
         model.generation_config.save_pretrained(tmp)

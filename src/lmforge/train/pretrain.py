@@ -92,7 +92,8 @@ def run_pretrain(cfg: LMForgeConfig, tags: dict[str, str] | None = None,
                 "samples/pretrain.json", outcome.global_step)
     out = export_model(module.model, paths.tokenizer, paths.models / "pretrain",
                        stage_meta("pretrain", logger.run_id, section.model_dump(mode="json"), paths.shards, tags,
-                                  metrics, resumed_from=str(outcome.resumed_from or ""), base=base_meta))
+                                  metrics, resumed_from=str(outcome.resumed_from or ""), base=base_meta),
+                       generation=cfg.generation)
     return TrainResult(model_dir=out, run_id=logger.run_id, metrics=metrics)
 
 

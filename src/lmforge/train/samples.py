@@ -37,7 +37,7 @@ def generate_samples(model: nn.Module, tokenizer: Any, prompts: list[str], max_n
         input_ids = torch.tensor([ids], device=device)  # (1, T)
         out = model.generate(input_ids=input_ids, attention_mask=torch.ones_like(input_ids),
                              max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id,
-                             eos_token_id=tokenizer.eos_token_id)  # (1, T + new)
+                             eos_token_id=tokenizer.eos_token_id, tokenizer=tokenizer)  # (1, T + new)
         rows.append({"prompt": prompt, "completion": tokenizer.decode(out[0, len(ids):], skip_special_tokens=True)})
     model.train(was_training)
     return rows
