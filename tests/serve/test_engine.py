@@ -168,3 +168,17 @@ def test_unchunked_prefill_needs_a_step_as_long_as_the_context() -> None:
     with pytest.raises(ValueError, match="whole prompt must fit one step"):
         ServeConfig(max_model_len=1024, max_num_batched_tokens=512, enable_chunked_prefill=False)
     assert ServeConfig(max_model_len=1024, max_num_batched_tokens=512).max_num_batched_tokens == 512
+
+
+def test_kv_cache_budget_of_smollm2_and_the_tiny_student() -> None:
+    """2 x layers x KV heads x head dim x bytes: SmolLM2-135M (30 layers, 3 KV heads of 64) and tiny's student."""
+    from lmforge.serve.kv_cache import kv_cache_budget
+
+    smol = {"num_hidden_layers": 30, "num_attention_heads": 9, "num_key_value_heads": 3, "hidden_size": 576}
+    fp32 = kv_cache_budget(smol, ServeConfig(kv_cache_gib=1, max_model_len=1024))
+    assert (fp32.bytes_per_token, fp32.tokens, fp32.sequences_at_max_len) == (46_080, 23_301, 22)
+    bf16 = kv_cache_budget(smol, ServeConfig(dtype="bfloat16", kv_cache_gib=2, max_model_len=1024))
+    assert (bf16.bytes_per_token, bf16.sequences_at_max_len) == (23_040, 91)
+    assert kv_cache_budget(smol, ServeConfig(kv_cache_dtype="fp8")).bytes_per_token == 11_520
+    student = {"num_hidden_layers": 2, "num_attention_heads": 2, "hidden_size": 64, "max_position_embeddings": 256}
+    assert kv_cache_budget(student, ServeConfig()).bytes_per_token == 2 * 2 * 2 * 32 * 4
