@@ -111,6 +111,9 @@ class TrainConfig(_Section):
     precision: str = Field("32-true", description="Lightning precision: 32-true, bf16-mixed (GPU; on CPU autocast "
                                                   "to bf16 ran ~2-10x slower than fp32 here) ...")
     compile: bool = Field(False, description="torch.compile the model.")
+    gradient_checkpointing: bool = Field(
+        False, description="Keep only each decoder block's input and recompute its activations in backward (HF "
+        "gradient_checkpointing_enable): less activation memory for one more forward's compute.")
     val_every: int = Field(100, description="Validate every N steps.")
     val_batches: int = Field(8, description="Validation batches per check.")
     ppl_max_tokens: int | None = Field(
@@ -133,7 +136,7 @@ class TrainConfig(_Section):
     # Fields a run may change and still resume from its checkpoints: how long, how often, where, how shown.
     RESUMABLE_FIELDS: ClassVar[tuple[str, ...]] = (
         "max_steps", "val_every", "val_batches", "ckpt_every", "strategy", "accelerator", "devices", "num_nodes",
-        "peak_flops", "progress_bar", "compile", "ppl_max_tokens")
+        "peak_flops", "progress_bar", "compile", "ppl_max_tokens", "gradient_checkpointing")
 
     def recipe_digest(self) -> str:
         """What a checkpoint must share with the run that resumes it: everything that changes what is learned

@@ -60,3 +60,18 @@ def test_optimizer_uses_the_groups_and_the_schedule() -> None:
     opt.step(), sched.step()
     assert opt.param_groups[0]["lr"] == pytest.approx(1e-2 * 2 / 4)
     assert isinstance(opt, torch.optim.AdamW)
+
+
+def test_gradient_checkpointing_gives_the_same_gradients() -> None:
+    """train.gradient_checkpointing recomputes activations in backward: same loss and gradients, less memory."""
+    batch = torch.randint(0, 64, (2, 16))  # (B, T)
+    grads = []
+    for checkpointing in (False, True):
+        torch.manual_seed(0)
+        model = build_model(ModelConfig(hidden_size=32, num_layers=2, num_heads=2, num_kv_heads=2,
+                                        intermediate_size=64, max_seq_len=32), 64, 0, 0, 1)
+        module = CausalLMModule(model, TrainConfig(gradient_checkpointing=checkpointing))
+        assert model.is_gradient_checkpointing is checkpointing
+        module.compute_loss({"input_ids": batch, "labels": batch})["loss"].backward()
+        grads.append(model.model.layers[0].mlp.up_proj.weight.grad)
+    torch.testing.assert_close(grads[0], grads[1])

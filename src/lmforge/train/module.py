@@ -75,6 +75,8 @@ class CausalLMModule(L.LightningModule):
     def __init__(self, model: nn.Module, train_cfg: TrainConfig) -> None:
         super().__init__()
         self.model, self.cfg = model.train(), train_cfg  # from_pretrained returns eval mode
+        if train_cfg.gradient_checkpointing:  # non-reentrant: also right when LoRA freezes the embeddings
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         # The compiled forward sits in a tuple, unregistered: checkpoints and exports see only ``model.*``.
         self._forward = (torch.compile(model) if train_cfg.compile else model,)
         self._val_nll, self._val_tokens = 0.0, 0
