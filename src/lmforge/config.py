@@ -18,16 +18,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from lmforge import envs
+from lmforge.inference_config import GenerationSettings, QuantizeConfig
 from lmforge.paths import Paths
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    def digest(self) -> str:
-        """A stable hash of this section, used as a cache key and as lineage."""
-        text = json.dumps(self.model_dump(mode="json"), sort_keys=True)
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
+from lmforge.sections import Section as _Section
 
 
 class DataConfig(_Section):
@@ -225,22 +218,6 @@ class RegistryConfig(_Section):
     )
 
 
-class GenerationSettings(_Section):
-    """The sampling defaults a model version ships with: written into its ``generation_config.json`` at export,
-    shown in its model card, made vLLM's server defaults, and used by the eval. A request may override each
-    (max_tokens up to ``serve.max_tokens_limit``)."""
-
-    temperature: float = Field(0.0, ge=0, description="Softmax temperature; 0: greedy (the argmax token).")
-    top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling: keep the most likely tokens up to this "
-                         "probability mass (1: all). Ignored when greedy.")
-    top_k: int = Field(0, ge=0, description="Sample among the k most likely tokens (0: all). Ignored when greedy.")
-    repetition_penalty: float = Field(1.0, gt=0, description="Divide the logits of tokens already in the prompt "
-                                      "or output by this (1: off; 1.1-1.3 curbs loops of small models).")
-    max_tokens: int = Field(256, ge=1, description="New tokens when a request names none.")
-    stop: list[str] = Field(default_factory=list, description="Strings that end generation (not included in the "
-                            "output); the gateway adds them to requests that name none.")
-
-
 class ServeConfig(_Section):
     host: str = Field("127.0.0.1", description="Bind address of vLLM and the gateway.")
     vllm_port: int = Field(8100, description="Port of the vLLM OpenAI server (challenger: +1).")
@@ -256,6 +233,9 @@ class ServeConfig(_Section):
         1, ge=1, description="vLLM --stream-interval: tokens per streamed chunk after the first (1: each token; "
         "more costs the API server less per token).")
     dtype: str = Field("float32", description="vLLM --dtype.")
+    quantized_dtype: Literal["bfloat16", "float16"] = Field(
+        "bfloat16", description="vLLM --dtype of a quantised model (int8/int4 weights): vLLM's CPU int8 and int4 "
+        "kernels take bf16 or fp16 activations only.")
     kv_cache_dtype: Literal["auto", "float16", "bfloat16", "fp8", "fp8_e4m3", "fp8_e5m2"] = Field(
         "auto", description="vLLM --kv-cache-dtype: what the KV cache stores ('auto': the model's dtype). vLLM's "
         "CPU backend takes auto and the fp8 kinds (fp8 needs AVX-512 or AMX); fp8 halves a bf16 cache per token.")
@@ -378,6 +358,7 @@ class LMForgeConfig(BaseModel):
     finetune: FinetuneConfig = FinetuneConfig()
     distill: DistillConfig = DistillConfig()
     registry: RegistryConfig = RegistryConfig()
+    quantize: QuantizeConfig = QuantizeConfig()
     generation: GenerationSettings = GenerationSettings()
     serve: ServeConfig = ServeConfig()
     rollout: RolloutConfig = RolloutConfig()

@@ -182,3 +182,14 @@ def test_kv_cache_budget_of_smollm2_and_the_tiny_student() -> None:
     assert kv_cache_budget(smol, ServeConfig(kv_cache_dtype="fp8")).bytes_per_token == 11_520
     student = {"num_hidden_layers": 2, "num_attention_heads": 2, "hidden_size": 64, "max_position_embeddings": 256}
     assert kv_cache_budget(student, ServeConfig()).bytes_per_token == 2 * 2 * 2 * 32 * 4
+
+
+def test_a_quantised_model_is_served_in_its_activation_dtype(tmp_path: Path) -> None:
+    """vLLM's CPU int8/int4 kernels refuse fp32 activations: a compressed-tensors model gets serve.quantized_dtype."""
+    model = _fake_model(tmp_path)
+    assert _engine(model, tmp_path).command()[_engine(model, tmp_path).command().index("--dtype") + 1] == "float32"
+    (model / "config.json").write_text(json.dumps({"model_type": "llama",
+                                                   "quantization_config": {"quant_method": "compressed-tensors"}}))
+    engine = _engine(model, tmp_path)
+    assert engine.command()[engine.command().index("--dtype") + 1] == "bfloat16"
+    assert engine.settings()["quantization"] == "compressed-tensors" and engine.settings()["dtype"] == "bfloat16"

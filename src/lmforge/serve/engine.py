@@ -80,6 +80,11 @@ class VLLMEngine:
     def pid(self) -> int | None:
         return self._proc.pid if self._proc else None
 
+    @property
+    def dtype(self) -> str:
+        """``serve.dtype``, or ``serve.quantized_dtype`` for a quantised model (its config names a method)."""
+        return self.cfg.quantized_dtype if quantization_method(self.model_dir) else self.cfg.dtype
+
     def command(self) -> list[str]:
         cmd = [
             sys.executable,
@@ -94,7 +99,7 @@ class VLLMEngine:
             "--served-model-name",
             *self.served_model_names,
             "--dtype",
-            self.cfg.dtype,
+            self.dtype,
         ]
         if self.cfg.max_model_len:
             cmd += ["--max-model-len", str(self.cfg.max_model_len)]
@@ -112,10 +117,11 @@ class VLLMEngine:
     def settings(self) -> dict[str, object]:
         """The KV cache, batching and sampling-default settings this server runs with, recorded with the
         deployment (the stack's state file, the served version's MLflow tags). None: vLLM's default."""
-        keys = ("dtype", "kv_cache_gib", "kv_cache_dtype", "enable_prefix_caching", "max_num_seqs",
+        keys = ("kv_cache_gib", "kv_cache_dtype", "enable_prefix_caching", "max_num_seqs",
                 "max_num_batched_tokens", "enable_chunked_prefill", "max_model_len", "enforce_eager",
                 "generation_config")
-        return {**{key: getattr(self.cfg, key) for key in keys},
+        return {"dtype": self.dtype, "quantization": quantization_method(self.model_dir),
+                **{key: getattr(self.cfg, key) for key in keys},
                 "generation_defaults": sampling_defaults(self.model_dir)}
 
     def supervised_command(self) -> list[str]:
@@ -233,6 +239,15 @@ def cpu_thread_list(spec: str) -> str:
     if spec.strip().lower() != "all":
         return spec
     return ",".join(str(cpu) for cpu in sorted(os.sched_getaffinity(0)))
+
+
+def quantization_method(model_dir: Path) -> str | None:
+    """The model's quantisation method from its config.json (compressed-tensors, gptq ...), None when dense."""
+    try:
+        quantization = json.loads((Path(model_dir) / "config.json").read_text()).get("quantization_config")
+    except (OSError, ValueError):
+        return None
+    return (quantization or {}).get("quant_method")
 
 
 def cache_and_batching_args(cfg: ServeConfig) -> list[str]:
