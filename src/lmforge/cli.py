@@ -81,6 +81,12 @@ def cmd_register(cfg: LMForgeConfig, args: argparse.Namespace) -> Any:
     return register_all(cfg, promote=not args.no_promote)
 
 
+def cmd_quantize(cfg: LMForgeConfig, args: argparse.Namespace) -> Any:
+    from lmforge.quantize.stage import run_quantize
+
+    return run_quantize(cfg)
+
+
 def cmd_promote(cfg: LMForgeConfig, args: argparse.Namespace) -> Any:
     from lmforge.registry.promote import promote_to_champion
 
@@ -262,6 +268,9 @@ COMMANDS: dict[str, tuple[Callable[[LMForgeConfig, argparse.Namespace], Any], Ca
                 "reports/distill.json."),
     "register": (cmd_register, _args_register,
                  "Reads models/*, validation/, reports/; writes MLflow model versions (alias challenger)."),
+    "quantize": (cmd_quantize, _no_args,
+                 "Reads models:/<name>@champion, shards/ (val); writes models/quantized/<role>-{w8a8,w4a16}/, "
+                 "reports/quantize.json, an MLflow version per method that keeps quantize.min_retention."),
     "promote": (cmd_promote, _args_version,
                 "Reads a version's gate tags in MLflow; moves alias champion and logs the move."),
     "approve": (cmd_approve, _args_version, "Writes a recorded human approval on an MLflow model version."),
@@ -300,7 +309,7 @@ def stages_run(args: argparse.Namespace) -> tuple[str, ...]:
         return ("teacher_cache",) if args.step == "cache" else ("distill",)
     if args.command == "register" and not args.no_promote:
         return ("register",)
-    return (args.command,) if args.command in ("base", "pretrain", "finetune") else ()
+    return (args.command,) if args.command in ("base", "pretrain", "finetune", "quantize") else ()
 
 
 def build_parser() -> argparse.ArgumentParser:
