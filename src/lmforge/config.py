@@ -104,9 +104,8 @@ class TrainConfig(_Section):
     precision: str = Field("32-true", description="Lightning precision: 32-true, bf16-mixed (GPU; on CPU autocast "
                                                   "to bf16 ran ~2-10x slower than fp32 here) ...")
     compile: bool = Field(False, description="torch.compile the model.")
-    gradient_checkpointing: bool = Field(
-        False, description="Keep only each decoder block's input and recompute its activations in backward (HF "
-        "gradient_checkpointing_enable): less activation memory for one more forward's compute.")
+    gradient_checkpointing: bool = Field(False, description="Recompute each decoder block's activations in "
+                                                            "backward: less memory for one more forward.")
     val_every: int = Field(100, description="Validate every N steps.")
     val_batches: int = Field(8, description="Validation batches per check.")
     ppl_max_tokens: int | None = Field(
@@ -234,26 +233,16 @@ class ServeConfig(_Section):
         "more costs the API server less per token).")
     dtype: str = Field("float32", description="vLLM --dtype.")
     quantized_dtype: Literal["bfloat16", "float16"] = Field(
-        "bfloat16", description="vLLM --dtype of a quantised model (int8/int4 weights): vLLM's CPU int8 and int4 "
-        "kernels take bf16 or fp16 activations only.")
+        "bfloat16", description="vLLM --dtype of an int8/int4 model: vLLM's CPU kernels take bf16/fp16 only.")
     kv_cache_dtype: Literal["auto", "float16", "bfloat16", "fp8", "fp8_e4m3", "fp8_e5m2"] = Field(
-        "auto", description="vLLM --kv-cache-dtype: what the KV cache stores ('auto': the model's dtype). vLLM's "
-        "CPU backend takes auto and the fp8 kinds (fp8 needs AVX-512 or AMX); fp8 halves a bf16 cache per token.")
+        "auto", description="vLLM --kv-cache-dtype (auto: the model's; CPU: auto or fp8*, with AVX-512/AMX).")
     enable_prefix_caching: bool | None = Field(
-        None, description="vLLM --enable-prefix-caching / --no-enable-prefix-caching: reuse the KV blocks of a "
-        "prompt prefix already computed (a shared system prompt is prefilled once). None: vLLM's default (on).")
-    max_num_seqs: int | None = Field(
-        None, ge=1, description="vLLM --max-num-seqs: sequences decoded together in one step (the running "
-        "batch). None: vLLM's default (128 on CPU for the server).")
-    max_num_batched_tokens: int | None = Field(
-        None, ge=1, description="vLLM --max-num-batched-tokens: tokens one scheduler step may process, prefill "
-        "chunks and decode tokens together. None: vLLM's default (2048 on CPU for the server).")
-    enable_chunked_prefill: bool | None = Field(
-        None, description="vLLM --enable-chunked-prefill / --no-enable-chunked-prefill: split a long prompt's "
-        "prefill across steps so running sequences keep decoding beside it. None: vLLM's default (on).")
+        None, description="vLLM --[no-]enable-prefix-caching: reuse a computed prompt prefix (None: vLLM's, on).")
+    max_num_seqs: int | None = Field(None, ge=1, description="vLLM --max-num-seqs: sequences per step (None: 128).")
+    max_num_batched_tokens: int | None = Field(None, ge=1, description="vLLM --max-num-batched-tokens (None: 2048).")
+    enable_chunked_prefill: bool | None = Field(None, description="vLLM --[no-]enable-chunked-prefill (None: on).")
     generation_config: Literal["auto", "vllm"] = Field(
-        "auto", description="vLLM --generation-config: 'auto' makes the model directory's generation_config.json "
-        "(the version's generation settings) the server's sampling defaults; 'vllm' ignores it.")
+        "auto", description="vLLM --generation-config: auto: the model's generation_config.json sets defaults.")
     max_model_len: int | None = Field(None, description="vLLM --max-model-len (None: the model's).")
     startup_timeout_s: float = Field(240.0, description="Seconds to wait for vLLM to answer a 1-token probe.")
     policy: Path = Field(Path("configs/policy.yaml"), description="Compliance policy file.")
@@ -287,8 +276,8 @@ class ServeConfig(_Section):
         """Without chunked prefill a prompt is prefilled in one step: vLLM refuses to start otherwise."""
         tokens, context = self.max_num_batched_tokens, self.max_model_len
         if self.enable_chunked_prefill is False and tokens is not None and context and tokens < context:
-            raise ValueError(f"serve.max_num_batched_tokens {tokens} is below serve.max_model_len {context}: "
-                             "with enable_chunked_prefill false a whole prompt must fit one step")
+            raise ValueError(f"serve.max_num_batched_tokens {tokens} < max_model_len {context}: with "
+                             "enable_chunked_prefill false a whole prompt must fit one step")
         return self
 
     @field_validator("cpu_threads", mode="before")

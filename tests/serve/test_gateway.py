@@ -103,17 +103,18 @@ def test_lone_surrogate_and_unencodable_json_get_400(gateway: Gateway) -> None:
 
 
 def test_version_defaults_fill_what_a_request_leaves_out(fake_vllm: FastAPI) -> None:
-    """The served version's max_tokens (capped at the limit) and stop apply only where the request names none."""
+    """The served version's max_tokens (capped at the limit and vLLM's context, 256 here) and stop apply only
+    where the request names none."""
     client = _client(fake_vllm, generation_defaults={"max_tokens": 64, "stop": ["\nUser:"], "temperature": 0.7})
     client.post("/v1/chat/completions", json=_chat(), headers=AUTH)
     sent = fake_vllm.state.requests[-1]
     assert (sent["max_tokens"], sent["stop"]) == (64, ["\nUser:"]) and "temperature" not in sent  # vLLM's job
-    client.post("/v1/chat/completions", json=_chat(max_tokens=300, stop=["."], temperature=0.2), headers=AUTH)
+    client.post("/v1/chat/completions", json=_chat(max_tokens=200, stop=["."], temperature=0.2), headers=AUTH)
     sent = fake_vllm.state.requests[-1]
-    assert (sent["max_tokens"], sent["stop"], sent["temperature"]) == (300, ["."], 0.2)
+    assert (sent["max_tokens"], sent["stop"], sent["temperature"]) == (200, ["."], 0.2)
     _client(fake_vllm, generation_defaults={"max_tokens": 4096}).post("/v1/completions", headers=AUTH,
                                                                      json={"model": MODEL, "prompt": "hi"})
-    assert fake_vllm.state.requests[-1]["max_tokens"] == 512 and "stop" not in fake_vllm.state.requests[-1]
+    assert fake_vllm.state.requests[-1]["max_tokens"] == 256 and "stop" not in fake_vllm.state.requests[-1]
 
 
 @pytest.mark.parametrize(

@@ -44,9 +44,10 @@ class QuantizeResult:
 
 def run_quantize(cfg: LMForgeConfig) -> list[QuantizeResult]:
     from lmforge.quantize.compress import quantize_model
+    from lmforge.registry.stage import served_role
     from lmforge.rollout.champion import champion_version, fetch_version
 
-    role = cfg.registry.serve_role
+    role = served_role(cfg)
     name = cfg.model_name(role)
     parent_version = champion_version(cfg, name)
     parent_dir = fetch_version(cfg, name, parent_version)
