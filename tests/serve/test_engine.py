@@ -193,3 +193,19 @@ def test_a_quantised_model_is_served_in_its_activation_dtype(tmp_path: Path) -> 
     engine = _engine(model, tmp_path)
     assert engine.command()[engine.command().index("--dtype") + 1] == "bfloat16"
     assert engine.settings()["quantization"] == "compressed-tensors" and engine.settings()["dtype"] == "bfloat16"
+
+
+def test_a_missing_quantised_kernel_is_named_in_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """vLLM loads a quantised model, then its worker dies on the first request: the error's first line says why."""
+    model = _fake_model(tmp_path)
+    (model / "config.json").write_text(json.dumps({"model_type": "llama",
+                                                   "quantization_config": {"quant_method": "compressed-tensors"}}))
+    engine = _engine(model, tmp_path, quantized_dtype="float16")
+    line = 'ERROR [multiproc_executor.py] NotImplementedError: "cpu_gemm_wna16" not implemented for \'Float\''
+    script = f"import sys; print({line!r}); sys.exit(1)"
+    monkeypatch.setattr(engine, "command", lambda: [sys.executable, "-c", script])
+    with engine, pytest.raises(EngineError) as err:
+        engine.wait_ready(timeout=60)
+    first = str(err.value).splitlines()[0]
+    assert first == ('vLLM has no CPU kernel here for this compressed-tensors model: "cpu_gemm_wna16" not '
+                     "implemented for 'Float' (serve dtype float16)")

@@ -190,18 +190,19 @@ class VLLMEngine:
         deadline = began + timeout
         while time.monotonic() < deadline:
             if not self.alive():
-                raise EngineError(
-                    f"vLLM exited with code {self._proc.returncode} while starting; "
-                    f"log {self.log_path}:\n{log_tail(self.log_path)}"
-                )
+                raise self._failure(f"vLLM exited with code {self._proc.returncode} while starting")
             if deep_probe(self.base_url, self.served_model_names[0], timeout=min(10.0, deadline - time.monotonic()),
                           api_key=self.api_key):
                 return time.monotonic() - began
             time.sleep(0.5)
-        raise EngineError(
-            f"vLLM did not answer a 1-token completion within {timeout:.0f}s; "
-            f"log {self.log_path}:\n{log_tail(self.log_path)}"
-        )
+        raise self._failure(f"vLLM did not answer a 1-token completion within {timeout:.0f}s")
+
+    def _failure(self, what: str) -> EngineError:
+        """``what`` with the log's tail; first, in one line, the kernel a quantised model lacks on this CPU."""
+        kernel = missing_kernel(self.log_path) if quantization_method(self.model_dir) else None
+        first = (f"vLLM has no CPU kernel here for this {quantization_method(self.model_dir)} model: {kernel} "
+                 f"(serve dtype {self.dtype})\n" if kernel else "")
+        return EngineError(f"{first}{what}; log {self.log_path}:\n{log_tail(self.log_path)}")
 
     def stop(self, timeout: float = 20.0) -> None:
         if self._proc is not None:
@@ -248,6 +249,19 @@ def quantization_method(model_dir: Path) -> str | None:
     except (OSError, ValueError):
         return None
     return (quantization or {}).get("quant_method")
+
+
+_KERNEL_ERROR = re.compile(r"(?:NotImplementedError|RuntimeError): (.*(?:not implemented for|expect A to be|"
+                           r"requires AMX|not supported|No compatible).*)")
+
+
+def missing_kernel(log_path: Path) -> str | None:
+    """The last error line of a vLLM log that says a quantised kernel cannot run (dtype, ISA), or None."""
+    try:
+        found = _KERNEL_ERROR.findall(Path(log_path).read_text(errors="replace"))
+    except OSError:
+        return None
+    return found[-1].strip() if found else None
 
 
 def cache_and_batching_args(cfg: ServeConfig) -> list[str]:
