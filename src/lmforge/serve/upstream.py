@@ -118,7 +118,7 @@ async def shadow(arm: Arm, fwd: Forward, record: Callable[[Observation], None]) 
         try:
             status = upstream.status_code
             if status == 200 and fwd.stream:
-                async for _ in relay_stream(upstream.aiter_lines(), fwd.kind, arm.policy, tally.verdicts.extend,
+                async for _ in relay_stream(upstream.aiter_bytes(), fwd.kind, arm.policy, tally.verdicts.extend,
                                             lambda: None, failed):
                     pass
             elif status == 200:
@@ -152,7 +152,7 @@ async def _observed_stream(
         status = 502
 
     try:
-        async for event in relay_stream(upstream.aiter_lines(), kind, arm.policy, verdicts, on_first_text, failed):
+        async for event in relay_stream(upstream.aiter_bytes(), kind, arm.policy, verdicts, on_first_text, failed):
             yield event
     except httpx.HTTPError as err:  # the upstream broke mid-stream: end cleanly, not with a reset
         status = 502
