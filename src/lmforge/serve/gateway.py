@@ -23,7 +23,6 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -36,10 +35,12 @@ from lmforge.serve.admin import admin_routes
 from lmforge.serve.auth import ApiKeys, RateLimits, RateLimitStorageError
 from lmforge.serve.keys import ClientKey, KeyRing
 from lmforge.serve.metrics import GatewayMetrics, serve_metrics
+from lmforge.serve.middleware import StampAndMeasure
 from lmforge.serve.protocol import InvalidRequest, error_body, parse_request
 from lmforge.serve.relay import Kind
 from lmforge.serve.routing import Arm, Observation, Router
 from lmforge.serve.settings import GatewaySettings
+from lmforge.serve.transport import AiohttpTransport
 from lmforge.serve.upstream import UNAVAILABLE_RETRY_AFTER_S, Forward, answer, context_length, shadow
 
 log = logging.getLogger("lmforge.gateway")
@@ -63,7 +64,7 @@ def create_app(
                         if settings.upstream_key_file else {})
 
     def make_client(url: str) -> httpx.AsyncClient:
-        return httpx.AsyncClient(base_url=url, transport=transport, headers=upstream_headers,
+        return httpx.AsyncClient(base_url=url, transport=transport or AiohttpTransport(), headers=upstream_headers,
                                  timeout=httpx.Timeout(settings.upstream_timeout_s, connect=5.0))
 
     router = Router(Arm("champion", settings.upstream_url, settings.model_version, policy,
@@ -100,27 +101,8 @@ def create_app(
         router.ledger.record(obs)
         metrics.observe_arm(obs)
 
-    @app.middleware("http")
-    async def stamp_and_measure(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        began = time.perf_counter()
-        endpoint = request.url.path if request.url.path in _ENDPOINTS else "other"
-        try:
-            response = await call_next(request)
-        except Exception:  # never a stack trace to a client
-            log.exception("unhandled error on %s", request.url.path)
-            response = JSONResponse(
-                error_body("internal gateway error", "server_error", "internal_error"), 500
-            )
-        for name, value in router.champion.stamp(settings.model_name).items():
-            response.headers.setdefault(name, value)  # a generation response already names its own arm
-        seconds = time.perf_counter() - began
-        metrics.requests.labels(endpoint, str(response.status_code)).inc()
-        metrics.latency.labels(endpoint).observe(seconds)
-        if key := getattr(request.state, "key", None):  # by name, never the secret
-            log.info("key=%s %s %s %d %.3fs", key.name, request.method, endpoint, response.status_code, seconds)
-        return response
+    app.add_middleware(StampAndMeasure, stamp=lambda: router.champion.stamp(settings.model_name), metrics=metrics,
+                       endpoints=_ENDPOINTS)
 
     def identify(request: Request) -> ClientKey | JSONResponse:
         key = keys.identify(request.headers.get("authorization"))
@@ -319,6 +301,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8000)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # else a line per request sent to vLLM
     settings = GatewaySettings.model_validate_json(Path(args.settings).read_text())
     run_gateway(settings, args.host, args.port)
 
