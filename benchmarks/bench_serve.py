@@ -3,6 +3,8 @@
     .venv/bin/python benchmarks/bench_serve.py                       # ~5-10 min on 2 CPU cores
     .venv/bin/python benchmarks/bench_serve.py --model runs/tiny/models/student --prompts 32 --max-tokens 128
     .venv/bin/python benchmarks/bench_serve.py --set serve.cpu_threads=all --set serve.stream_interval=8
+    .venv/bin/python benchmarks/bench_serve.py --only-in-flight --in-flight 1,8,32,64   # section 6 alone, ~5 min
+    .venv/bin/python benchmarks/bench_serve.py --only-in-flight --baseline-src /path/to/other/checkout/src
 
 vLLM runs with the ``serve`` section of ``--profile`` (default tiny) and ``--set`` overrides, as ``lmforge serve``
 would run it: on CPU, one compute core by default (``serve.cpu_threads``), each token its own chunk
@@ -34,32 +36,42 @@ else a random-weight Llama of the same shape built here). Every request is greed
 5. Hold-back cost on TTFT: one streamed request at a time; the shipped policy holds back 65 characters of
    prose (``StreamFilter.hold``; near an ``@`` or another rule's anchor, until the match has visibly ended,
    at most ``policy.window``, 475), a one-term policy ~8, so their TTFT difference is what the hold-back costs.
+6. The gateway under concurrency (``serve_in_flight.py``): output tokens/s and TTFT straight to vLLM and through
+   each gateway with ``--in-flight`` streams in flight (closed loop, mixed lengths, as ``vllm bench serve
+   --max-concurrency`` sends), the paths taking turns; the CPU each server spends per output token. Target:
+   gateway >= 0.9x direct at 8 in flight and more. ``--baseline-src`` adds a gateway run from another
+   checkout's ``src`` (the code before a change), in the same turns.
 
-Writes only to a temporary directory. Run it on an idle machine for figures to compare: it prints the load
-average before and after, since other work on the cores changes every number.
+The requests are sent with aiohttp, as ``vllm bench serve`` sends them (``serve_harness.py``). Writes only to a
+temporary directory. Run it on an idle machine for figures to compare: it prints the load average before and
+after, since other work on the cores changes every number.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import gzip
-import json
 import os
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from lmforge.config import ServeConfig
+from serve_harness import (
+    ROOT,
+    Batch,
+    Run,
+    Servers,
+    default_model,
+    load,
+    mixed_lengths,
+    random_model,
+    run_concurrent,
+    run_interleaved,
+)
+from serve_in_flight import report_in_flight, take_turns_in_flight
 
-ROOT = Path(__file__).resolve().parents[1]
 BASE_PROMPTS = [
     "What does the json module do?", "Define the noun \"harbor\".", "How do I read a file in Python?",
     "Write one sentence about the sea.", "Tell me about the state of the union.", "What is a list comprehension?",
@@ -84,15 +96,21 @@ def main() -> None:
                         help="config override, e.g. serve.cpu_threads=all (repeatable)")
     parser.add_argument("--startup-timeout", type=float, default=900.0,
                         help="seconds to wait for vLLM (it takes minutes on busy cores)")
+    parser.add_argument("--in-flight", default="1,8,32,64", help="streams in flight in 6, comma-separated ('': skip)")
+    parser.add_argument("--in-flight-rounds", type=int, default=3, help="rounds of the paths taking turns in 6")
+    parser.add_argument("--only-in-flight", action="store_true", help="section 6 alone (no HF, no sections 1-5)")
+    parser.add_argument("--baseline-src", type=Path, default=None,
+                        help="also a gateway run from this src directory (another checkout's) in 6")
     args = parser.parse_args()
+    levels = [int(c) for c in args.in_flight.split(",") if c.strip()]
     work = Path(tempfile.mkdtemp(prefix="lmforge-bench-serve-"))
     os.environ["LMFORGE_STATE_DIR"] = str(work / "state")  # before lmforge reads it: nothing lands in the repo
     from lmforge import envs
 
     envs.apply_offline_defaults()
-    print(f"cores {os.cpu_count()}, load average at start {_load()}; work dir {work}")
-    model_dir = args.model or (_random_model(work / "model", args.random_like) if args.random_like
-                               else _default_model(work))
+    print(f"cores {os.cpu_count()}, load average at start {load()}; work dir {work}")
+    model_dir = args.model or (random_model(work / "model", args.random_like) if args.random_like
+                               else default_model(work))
     prompts = [f"{BASE_PROMPTS[i % len(BASE_PROMPTS)]} ({i})" for i in range(args.prompts)]
     from lmforge.config import load_config
 
@@ -100,69 +118,61 @@ def main() -> None:
     print(f"model {model_dir}; {len(prompts)} prompts x {args.max_tokens} output tokens, greedy")
     print(f"vLLM: profile {args.profile}, cpu_threads {serve.cpu_threads or 'vLLM default'}, stream_interval "
           f"{serve.stream_interval}, enforce_eager {serve.enforce_eager}, dtype {serve.dtype}\n")
-
-    filt = bench_filter()  # first, on cores no server is starting or stopping on
-    fixed, mixed = [args.max_tokens] * len(prompts), mixed_lengths(len(prompts), args.max_tokens)
-    hf = HFGenerate(model_dir)
-    sequential = hf.sequential(prompts, fixed)  # alone on the cores, once: it is far from its target either way
-    print(f"HF generate, one prompt at a time: {sequential:.0f} tok/s")
-    with Servers(model_dir, serve, work, args.max_tokens, args.startup_timeout) as servers:
+    earlier = not args.only_in_flight  # sections 1-5
+    if earlier:
+        filt = bench_filter()  # first, on cores no server is starting or stopping on
+        hf = HFGenerate(model_dir)
+        sequential = hf.sequential(prompts, [args.max_tokens] * len(prompts))  # alone on the cores, once
+        print(f"HF generate, one prompt at a time: {sequential:.0f} tok/s")
+    with Servers(model_dir, serve, work, args.max_tokens, args.startup_timeout, args.baseline_src) as servers:
         print(f"vLLM ready in {servers.vllm_ready_s:.0f}s\n")
         asyncio.run(_warm(servers, prompts))
-        same = take_turns(servers, hf, prompts, fixed, args.rounds)
-        varied = take_turns(servers, hf, prompts, mixed, args.rounds)
-        streamed = same.last_streamed
-        via_gateway = asyncio.run(run_concurrent(servers.gateway_url, servers.key, servers.model, prompts,
-                                                 args.max_tokens, True))
-        via_minimal = asyncio.run(run_concurrent(servers.minimal_url, servers.key, servers.model, prompts,
-                                                 args.max_tokens, True))
-        overhead = asyncio.run(run_interleaved(servers, prompts, args.max_tokens, args.sequential_requests, False))
-        holdback = asyncio.run(run_interleaved(servers, prompts, args.max_tokens, args.sequential_requests, True))
-        window = servers.window
+        if earlier:
+            measured = measure(servers, hf, prompts, args.max_tokens, args.rounds, args.sequential_requests)
+        in_flight = take_turns_in_flight(servers, prompts, levels, args.max_tokens, args.in_flight_rounds)
 
-    report_throughput(sequential, same, "every request the same length")
-    report_throughput(sequential, varied, f"mixed lengths {min(mixed)}-{max(mixed)}, mean "
-                                          f"{statistics.mean(mixed):.0f}; HF sequential as above")
-    report_latency({"vLLM direct": streamed, "gateway, shipped policy": via_gateway,
-                    "gateway, minimal policy": via_minimal})
-    report_overhead(overhead)
-    report_filter(filt)
-    report_holdback(holdback, window, streamed)
-    print(f"\nload average at end {_load()} (1, 5, 15 min; {os.cpu_count()} cores): figures taken on busy cores are "
+    if earlier:
+        mixed = mixed_lengths(len(prompts), args.max_tokens)
+        report_throughput(sequential, measured.same, "every request the same length")
+        report_throughput(sequential, measured.varied, f"mixed lengths {min(mixed)}-{max(mixed)}, mean "
+                                                       f"{statistics.mean(mixed):.0f}; HF sequential as above")
+        report_latency({"vLLM direct": measured.same.last_streamed, "gateway, shipped policy": measured.via_gateway,
+                        "gateway, minimal policy": measured.via_minimal})
+        report_overhead(measured.overhead)
+        report_filter(filt)
+        report_holdback(measured.holdback, servers.window)
+    if in_flight:
+        report_in_flight(in_flight, args.max_tokens, args.in_flight_rounds, _pct)
+    print(f"\nload average at end {load()} (1, 5, 15 min; {os.cpu_count()} cores): figures taken on busy cores are "
           "lower and noisier; compare runs on the same machine.")
 
 
+@dataclass
+class Measured:
+    """What sections 1, 2, 3 and 5 measured against the servers."""
+
+    same: Turns  # 1, every request --max-tokens long
+    varied: Turns  # 1, mixed lengths
+    via_gateway: Batch  # 2, every prompt in flight through the gateway (shipped policy)
+    via_minimal: Batch  # 2, the same through the gateway with a one-term policy
+    overhead: dict[str, list[Run]]  # 3, non-streamed, one at a time, per path
+    holdback: dict[str, list[Run]]  # 5, streamed, one at a time, per path
+
+
+def measure(servers: Servers, hf: HFGenerate, prompts: list[str], max_tokens: int, rounds: int,
+            sequential_requests: int) -> Measured:
+    fixed, mixed = [max_tokens] * len(prompts), mixed_lengths(len(prompts), max_tokens)
+    same = take_turns(servers, hf, prompts, fixed, rounds)
+    varied = take_turns(servers, hf, prompts, mixed, rounds)
+    model, key = servers.model, servers.key
+    via_gateway = asyncio.run(run_concurrent(servers.gateway_url, key, model, prompts, max_tokens, True))
+    via_minimal = asyncio.run(run_concurrent(servers.minimal_url, key, model, prompts, max_tokens, True))
+    overhead = asyncio.run(run_interleaved(servers, prompts, max_tokens, sequential_requests, False))
+    holdback = asyncio.run(run_interleaved(servers, prompts, max_tokens, sequential_requests, True))
+    return Measured(same, varied, via_gateway, via_minimal, overhead, holdback)
+
+
 # ---------------------------------------------------------------------------------------------- measurements
-@dataclass
-class Run:
-    """One request's timing as benchmark_serving.py records it."""
-
-    ttft: float = 0.0
-    latency: float = 0.0
-    itl: list[float] = field(default_factory=list)
-    output_tokens: int = 0
-    text: str = ""
-
-
-@dataclass
-class Batch:
-    runs: list[Run]
-    seconds: float  # wall time from the first request sent to the last answer
-
-    @property
-    def output_tokens(self) -> int:
-        return sum(r.output_tokens for r in self.runs)
-
-    @property
-    def tokens_per_s(self) -> float:
-        return self.output_tokens / self.seconds
-
-
-def mixed_lengths(n: int, longest: int) -> list[int]:
-    """``n`` output lengths in eight even steps from ``longest / 8`` to ``longest``, the steps interleaved."""
-    return [max(1, longest * (1 + i * 5 % 8) // 8) for i in range(n)]
-
-
 class HFGenerate:
     """Hugging Face ``generate`` on the model, greedy, request i exactly ``lengths[i]`` tokens."""
 
@@ -230,75 +240,11 @@ def take_turns(servers: Servers, hf: HFGenerate, prompts: list[str], lengths: li
     return Turns(rates, streamed)
 
 
-async def one_request(http, url: str, key: str | None, model: str, prompt: str, max_tokens: int,
-                      stream: bool) -> Run:
-    headers = {"Authorization": f"Bearer {key}"} if key else {}
-    body = {"model": model, "prompt": prompt, "max_tokens": max_tokens, "temperature": 0.0, "ignore_eos": True,
-            "stream": stream}
-    if stream:
-        body["stream_options"] = {"include_usage": True}
-    run, began = Run(), time.perf_counter()
-    if not stream:
-        r = await http.post(f"{url}/v1/completions", json=body, headers=headers)
-        r.raise_for_status()
-        data = r.json()
-        run.latency = run.ttft = time.perf_counter() - began
-        run.output_tokens, run.text = data["usage"]["completion_tokens"], data["choices"][0]["text"]
-        return run
-    last = began
-    async with http.stream("POST", f"{url}/v1/completions", json=body, headers=headers) as r:
-        r.raise_for_status()
-        async for line in r.aiter_lines():
-            if not line.startswith("data:") or line[5:].strip() == "[DONE]":
-                continue
-            data = json.loads(line[5:])
-            if "error" in data:
-                raise RuntimeError(data["error"])
-            if data.get("choices"):
-                now = time.perf_counter()
-                if not run.ttft:
-                    run.ttft = now - began
-                else:
-                    run.itl.append(now - last)
-                last = now
-                run.text += data["choices"][0].get("text") or ""
-            elif data.get("usage"):
-                run.output_tokens = data["usage"]["completion_tokens"]
-    run.latency = time.perf_counter() - began
-    return run
-
-
-async def run_concurrent(url: str, key: str | None, model: str, prompts: list[str], max_tokens: int | list[int],
-                         stream: bool) -> Batch:
-    import httpx
-
-    async with httpx.AsyncClient(timeout=600, limits=httpx.Limits(max_connections=len(prompts))) as http:
-        began = time.perf_counter()
-        lengths = max_tokens if isinstance(max_tokens, list) else [max_tokens] * len(prompts)
-        runs = await asyncio.gather(*(one_request(http, url, key, model, p, length, stream)
-                                      for p, length in zip(prompts, lengths, strict=True)))
-        return Batch(list(runs), time.perf_counter() - began)
-
-
-async def run_interleaved(servers: Servers, prompts: list[str], max_tokens: int, n: int,
-                          stream: bool) -> dict[str, list[Run]]:
-    """``n`` requests per path, one at a time, the paths taking turns (so drift in load hits all alike)."""
-    import httpx
-
-    paths = {"direct": (servers.vllm_url, None), "gateway": (servers.gateway_url, servers.key),
-             "minimal": (servers.minimal_url, servers.key)}
-    out: dict[str, list[Run]] = {name: [] for name in paths}
-    async with httpx.AsyncClient(timeout=600) as http:
-        for i in range(n):
-            for name, (url, key) in paths.items():
-                out[name].append(await one_request(http, url, key, servers.model, prompts[i % len(prompts)],
-                                                   max_tokens, stream))
-    return out
-
-
 async def _warm(servers: Servers, prompts: list[str]) -> None:
-    for url, key in ((servers.vllm_url, None), (servers.gateway_url, servers.key), (servers.minimal_url, servers.key)):
-        await run_concurrent(url, key, servers.model, prompts[:4], 8, True)
+    for url, key in ((servers.vllm_url, None), (servers.gateway_url, servers.key), (servers.minimal_url, servers.key),
+                     (servers.baseline_url, servers.key)):
+        if url:
+            await run_concurrent(url, key, servers.model, prompts[:4], 8, True)
 
 
 def bench_filter() -> dict[str, dict[int, tuple[float, float]]]:
@@ -337,77 +283,6 @@ def _fixed_work(kb: int) -> int:
     for i in range(15_000 * kb):
         total += i
     return total
-
-
-# -------------------------------------------------------------------------------------------------- servers
-class Servers:
-    """vLLM plus two gateways in front of it (shipped policy; a one-term policy), each its own process."""
-
-    def __init__(self, model_dir: Path, serve: ServeConfig, work: Path, max_tokens: int,
-                 startup_timeout: float) -> None:
-        self.model_dir, self.serve, self.work = model_dir, serve, work
-        self.max_tokens, self.startup_timeout = max_tokens, startup_timeout
-        self.model, self.key = "bench-model", "lmf-bench-key"
-        self._procs: list[subprocess.Popen[bytes]] = []
-
-    def __enter__(self) -> Servers:
-        from lmforge.compliance import StreamFilter, load_policy
-        from lmforge.serve.engine import VLLMEngine
-        from lmforge.serve.settings import GatewaySettings
-
-        serve = self.serve
-        self.engine = VLLMEngine(self.model_dir, [self.model], serve, _free_port(), self.work / "vllm.log")
-        self.engine.start()
-        try:
-            self.vllm_ready_s = self.engine.wait_ready(self.startup_timeout)
-            minimal = self.work / "minimal-policy.yaml"
-            minimal.write_text("version: minimal\nrules:\n  - {id: t, kind: term, action: block, "
-                               "params: {terms: [zzqqzz]}}\n")
-            urls = []
-            for name, policy in (("shipped", ROOT / "configs" / "policy.yaml"), ("minimal", minimal)):
-                settings = GatewaySettings.from_serve_config(
-                    serve, upstream_url=self.engine.base_url, model_name=self.model, model_version="bench",
-                    policy_path=policy, api_keys=[self.key],
-                ).model_copy(update={"rate_limit_rpm": 10**6, "rate_burst": 10**6,
-                                     "max_tokens_limit": max(self.max_tokens, 64)})
-                path = self.work / f"gateway-{name}.json"
-                path.write_text(settings.model_dump_json())
-                port = _free_port()
-                # Same session as vLLM and this client: with the kernel's scheduler autogroups (one CPU share per
-                # session) a gateway in a session of its own was starved on 2 busy cores while vLLM generated, and
-                # its streams arrived in one burst at the end (TTFT ~ the whole answer) in about every second run.
-                with open(self.work / f"gateway-{name}.log", "ab") as log:
-                    self._procs.append(subprocess.Popen(
-                        [sys.executable, "-m", "lmforge.serve.gateway", "--settings", str(path), "--port", str(port)],
-                        stdout=log, stderr=subprocess.STDOUT))
-                urls.append(f"http://127.0.0.1:{port}")
-            self.gateway_url, self.minimal_url = urls
-            self.window = StreamFilter(load_policy(ROOT / "configs" / "policy.yaml")).hold  # on prose
-            self._wait_gateways()
-        except BaseException:
-            self.__exit__()
-            raise
-        return self
-
-    def _wait_gateways(self) -> None:
-        from lmforge.serve.engine import deep_probe
-
-        deadline = time.monotonic() + 120
-        for url in (self.gateway_url, self.minimal_url):
-            while not deep_probe(url, self.model, api_key=self.key):
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"gateway {url} did not answer; logs in {self.work}")
-                time.sleep(0.3)
-
-    @property
-    def vllm_url(self) -> str:
-        return self.engine.base_url
-
-    def __exit__(self, *exc: object) -> None:
-        for proc in self._procs:
-            proc.terminate()
-            proc.wait(timeout=20)
-        self.engine.stop()
 
 
 # ------------------------------------------------------------------------------------------------- reports
@@ -475,7 +350,7 @@ def report_filter(filt: dict[str, dict[int, tuple[float, float]]]) -> None:
         print(f"    {kb} KB: fixed loop {p99 / p50:.2f} ({p50:.3f} ms p50); {mine}")
 
 
-def report_holdback(runs: dict[str, list[Run]], window: int, concurrent: Batch) -> None:
+def report_holdback(runs: dict[str, list[Run]], window: int) -> None:
     ttft = {k: statistics.median(r.ttft * 1000 for r in v) for k, v in runs.items()}
     total = statistics.median(r.latency * 1000 for r in runs["direct"])
     chars = statistics.median(len(r.text) for r in runs["direct"])
@@ -490,46 +365,6 @@ def report_holdback(runs: dict[str, list[Run]], window: int, concurrent: Batch) 
 
 
 # ------------------------------------------------------------------------------------------------- helpers
-def _default_model(work: Path) -> Path:
-    trained = ROOT / "runs" / "tiny" / "models" / "student"
-    if (trained / "_COMPLETE").is_file():
-        return trained
-    return _random_model(work / "model")
-
-
-def _random_model(out: Path, like: str | None = None) -> Path:
-    """A random-weight Llama shaped like the tiny profile's student, or like profile ``like``'s pretrained model,
-    with a BPE tokenizer of that profile's vocabulary size trained on the shipped prose."""
-    import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
-    from lmforge.config import load_config
-
-    with gzip.open(ROOT / "data" / "sample" / "corpus.jsonl.gz", "rt") as f:
-        texts = [json.loads(line)["text"] for _, line in zip(range(300), f, strict=False)]
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    config = load_config(like or "tiny")
-    trainer = trainers.BpeTrainer(vocab_size=config.data.vocab_size, special_tokens=["<|endoftext|>", "<|pad|>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tok.train_from_iterator(texts, trainer)
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|endoftext|>", eos_token="<|endoftext|>",
-                                   pad_token="<|pad|>")
-    shape = config.pretrain.model if like else config.distill.student
-    torch.manual_seed(0)
-    model = LlamaForCausalLM(LlamaConfig(
-        vocab_size=len(fast), hidden_size=shape.hidden_size, intermediate_size=shape.intermediate_size,
-        num_hidden_layers=shape.num_layers, num_attention_heads=shape.num_heads,
-        num_key_value_heads=shape.num_kv_heads, max_position_embeddings=shape.max_seq_len,
-        bos_token_id=fast.bos_token_id, eos_token_id=fast.eos_token_id, pad_token_id=fast.pad_token_id,
-        tie_word_embeddings=True))
-    model.save_pretrained(out, safe_serialization=True)
-    fast.save_pretrained(out)
-    return out
-
-
 def _pct(values: list[float], q: float) -> float:
     from lmforge.rollout.analysis import percentile
 
@@ -538,16 +373,6 @@ def _pct(values: list[float], q: float) -> float:
 
 def _verdict(ok: bool) -> str:
     return "met" if ok else "NOT met"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _load() -> str:
-    return ", ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 if __name__ == "__main__":
