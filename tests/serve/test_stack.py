@@ -110,7 +110,7 @@ def test_a_switched_champion_keeps_the_old_one_warm_until_switched_back_or_stopp
         assert adopt_engine(cfg, "http://127.0.0.1:9101", new, "2") is False  # kept warm, not stopped
         previous = warm_previous(cfg)
         assert previous is not None and (previous["pid"], previous["version"]) == (old, "1")
-        assert 290 < float(expiry.read_text()) - time.time() <= 300  # its supervisor retires it then
+        assert 290 < float(expiry.read_text()) - time.time() <= 300.01  # its supervisor retires it then (ms written)
         written = json.loads(gateway_settings_path(cfg).read_text())
         assert (written["upstream_url"], written["model_version"]) == ("http://127.0.0.1:9101", "2")
 
