@@ -2,9 +2,9 @@
 their real inputs and retried only on transient faults.
 
     @stage_task("pretrain", stages=("pretrain",))
-    def pretrain_task(cfg, tags): ...
+    def pretrain_task(cfg): ...
 
-    result = run_stage(pretrain_task, cfg, tags)     # in a flow: runs the body, or returns the cached result
+    result = run_stage(pretrain_task, cfg)     # in a flow: runs the body, or returns the cached result
 
 A stage task's cache key is the key of the ``dvc.yaml`` stages it runs (``lmforge.ops.stages``); its result is
 persisted by Prefect, and after the body finishes its outputs' hashes are recorded, so a re-run with nothing

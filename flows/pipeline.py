@@ -56,9 +56,9 @@ def _run_chain(cfg, profile: str, overrides: list[str] | None, input_path: str |
     try:
         timed("base", base_flow)
         timed("data", data_flow, input_path=input_path)
-        pretrain = timed("pretrain", pretrain_flow)
-        finetune = timed("finetune", finetune_flow, parent_run=pretrain.get("run_id", ""))
-        timed("distill", distill_flow, teacher_run=finetune.get("run_id", ""))
+        timed("pretrain", pretrain_flow)
+        timed("finetune", finetune_flow)
+        timed("distill", distill_flow)
         timed("register", register_flow, replace_champion=False)  # a new version is canaried by the rollout
         if rollout:
             run["rollout"] = _rollout_summary(timed("rollout", rollout_flow))

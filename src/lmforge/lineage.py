@@ -1,7 +1,19 @@
 """Where a model came from: git commit, DVC hashes of the data it saw, and the config that made it.
 
-These values become MLflow tags (``lmforge.git_commit``, ``lmforge.data_hash`` ...) on every run and model
-version, so a reviewer can trace a served model back to the exact code and data.
+These values become MLflow tags on every run and model version, so a reviewer can trace a served model back
+to the exact code and data. ``stage_tags`` builds them, once, inside each training stage, so a run started by
+``lmforge pretrain``, ``dvc repro`` or the Prefect flow records the same tags:
+
+    lmforge.git_commit    HEAD (``-dirty`` when tracked files differ)
+    lmforge.profile       the config profile
+    lmforge.data_hash     the shard manifest's sha256 (``data_hash``)
+    lmforge.config_hash   the digest of the config section of the stage that made the run's model
+                          (``cfg.pretrain``, ``cfg.finetune`` or ``cfg.distill``); a registered version
+                          carries the one of the stage that trained it
+    lmforge.dvc_input_md5 the hash DVC tracks the raw input by
+
+``model_hash`` names a model by what a loader reads from its directory (weights, config, tokenizer), so a
+stage keys its resume and cache decisions on the content of its parent, not on the parent's run id.
 """
 
 from __future__ import annotations
@@ -16,6 +28,8 @@ import yaml
 
 from lmforge import envs
 from lmforge.artifacts import COMPLETE
+
+MODEL_METADATA = "lmforge.json"  # the self-description every exported model carries (``train.loop.stage_meta``)
 
 if TYPE_CHECKING:
     from lmforge.config import LMForgeConfig
@@ -49,17 +63,36 @@ def dvc_lock_hashes(root: Path | None = None) -> dict[str, str]:
     }
 
 
-def dir_hash(path: Path) -> str:
+def dir_hash(path: Path, leave_out: tuple[str, ...] = ()) -> str:
     """A content hash of a finished output directory: sha256 over (relative path, file sha256), sorted.
 
-    Names a model directory (``lmforge.model_hash``); the ``_COMPLETE`` marker is left out.
+    The ``_COMPLETE`` marker and the top-level files named in ``leave_out`` are not part of it.
     """
     path = Path(path)
+    skipped = {path / name for name in leave_out}
     digest = hashlib.sha256()
-    for file in sorted(p for p in path.rglob("*") if p.is_file() and p.name != COMPLETE):
+    for file in sorted(p for p in path.rglob("*") if p.is_file() and p not in skipped and p.name != COMPLETE):
         digest.update(str(file.relative_to(path)).encode())
         digest.update(bytes.fromhex(_file_digest(file, "sha256")))
     return digest.hexdigest()[:16]
+
+
+def model_hash(model_dir: Path) -> str:
+    """A model directory's content as a loader reads it: weights, config and tokenizer, not ``lmforge.json``
+    (which names runs and tags, so it differs between two exports of the same weights). The
+    ``lmforge.model_hash`` tag of a registered version, and the parent identity of every stage that trains
+    from a model: a changed parent always retrains its children."""
+    return dir_hash(model_dir, leave_out=(MODEL_METADATA,))
+
+
+def model_tags(model_dir: Path) -> dict[str, str]:
+    """Tags naming a model directory: its content (``lmforge.model_hash``) and, when its ``lmforge.json`` says,
+    the ``lmforge.config_hash`` of the stage that trained it."""
+    tags = {"lmforge.model_hash": model_hash(model_dir)}
+    meta_file = Path(model_dir) / MODEL_METADATA
+    if meta_file.is_file() and (trained_by := json.loads(meta_file.read_text()).get("config_hash")):
+        tags["lmforge.config_hash"] = trained_by
+    return tags
 
 
 def data_hash(shards_dir: Path) -> str:
@@ -108,6 +141,17 @@ def _file_digest(path: Path, algorithm: str) -> str:
         return hashlib.file_digest(fh, algorithm).hexdigest()
 
 
-def config_hash(section: object) -> str:
-    dump = section.model_dump(mode="json") if hasattr(section, "model_dump") else section
-    return hashlib.sha256(json.dumps(dump, sort_keys=True, default=str).encode()).hexdigest()[:16]
+TRAINING_STAGES = ("pretrain", "finetune", "distill")
+
+
+def config_hash(cfg: LMForgeConfig, stage: str) -> str:
+    """``lmforge.config_hash``: the digest of the config section ``stage`` reads (``cfg.<stage>.digest()``)."""
+    if stage not in TRAINING_STAGES:
+        raise ValueError(f"config_hash names the config of a training stage ({TRAINING_STAGES}), not {stage!r}")
+    return getattr(cfg, stage).digest()
+
+
+def stage_tags(cfg: LMForgeConfig, stage: str) -> dict[str, str]:
+    """The lineage tags every run of a training ``stage`` records, whichever entry point started it."""
+    return {"lmforge.git_commit": git_commit(), "lmforge.profile": cfg.profile,
+            "lmforge.config_hash": config_hash(cfg, stage), **data_lineage(cfg)}

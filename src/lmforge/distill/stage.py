@@ -185,14 +185,17 @@ def train_student(cfg: LMForgeConfig, role: str, teacher: LlamaForCausalLM, kd: 
     else:
         module = DistillModule(model, teacher, section)
     teacher_run = teacher_meta.get("run_id") or ""
+    teacher_hash = lineage.model_hash(paths.models / "teacher")
+    # The baseline never reads the teacher's outputs, but its tokenizer and chat template come from the teacher
+    # directory it is exported with: both roles are keyed on the teacher's content.
     identity = {"stage": "distill", "role": role, "kd": _kd_identity(cfg, kd=teacher is not None),
-                "teacher_run": teacher_run, "init": f"{section.student_init}-{section.student_layers}",
+                "teacher": teacher_hash, "init": f"{section.student_init}-{section.student_layers}",
                 "data": data_hash(paths.shards), "recipe": train.recipe_digest()}
     ckpt_dir = paths.checkpoints / "distill" / role
-    resume, meta = find_resume_checkpoint(ckpt_dir, identity, module)
-    run_tags = {**(tags or {}), "lmforge.role": role, "lmforge.teacher_run": teacher_run,
-                "lmforge.parent_run": teacher_run, "lmforge.teacher": section.teacher if teacher else "none",
-                **cache_tags}
+    resume, meta = find_resume_checkpoint(ckpt_dir, identity, module, max_steps=train.max_steps)
+    run_tags = {**lineage.stage_tags(cfg, "distill"), "lmforge.role": role, "lmforge.teacher_run": teacher_run,
+                "lmforge.parent_run": teacher_run, "lmforge.parent_model_hash": teacher_hash,
+                "lmforge.teacher": section.teacher if teacher else "none", **cache_tags, **(tags or {})}
     logger = mlflow_logger(cfg, "distill", run_tags, run_name=f"distill-{role}-{cfg.profile}",
                            run_id=meta.get("run_id"))
     log_params(logger, {**section.model_dump(mode="json"), "role": role})
@@ -206,7 +209,7 @@ def train_student(cfg: LMForgeConfig, role: str, teacher: LlamaForCausalLM, kd: 
     log_final_metrics(logger, metrics, outcome.global_step)
     out = export_model(module.model, paths.models / "teacher", paths.models / role,
                        stage_meta("distill", logger.run_id, section.model_dump(mode="json"), paths.shards, run_tags,
-                                  metrics, role=role, teacher_run=teacher_run),
+                                  metrics, role=role, teacher_run=teacher_run, parent_model_hash=teacher_hash),
                        generation=cfg.generation)
     return TrainResult(model_dir=out, run_id=logger.run_id, metrics=metrics)
 
@@ -218,7 +221,7 @@ def teacher_cache_key(cfg: LMForgeConfig) -> dict[str, Any]:
     # Every item the run reads, plus two batches per rank that Lightning's loader may fetch ahead.
     n_items = (train.max_steps * train.accumulate + 2) * train.batch_size * world
     stream = {"seq_len": train.seq_len, "seed": train.seed, "sft_share": d.sft_share, "mixture": "distill"}
-    return cache_key(lineage.dir_hash(cfg.paths.models / "teacher"), data_hash(cfg.paths.shards), stream, d.top_k,
+    return cache_key(lineage.model_hash(cfg.paths.models / "teacher"), data_hash(cfg.paths.shards), stream, d.top_k,
                      n_items)
 
 

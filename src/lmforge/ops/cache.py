@@ -1,7 +1,7 @@
 """Prefect's side of cached re-runs: a cache policy keyed by the ``dvc.yaml`` stages a task runs.
 
     @task(cache_policy=StageCache(("pretrain",)), persist_result=True)
-    def pretrain_task(cfg, tags): ...
+    def pretrain_task(cfg): ...
 
 The key is ``lmforge.ops.stages.group_key``: the deps' content hashes and the params' effective values (plus
 the task inputs named in ``extra``, e.g. the data flow's ``input_path``, hashed by content). Prefect returns

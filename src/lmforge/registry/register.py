@@ -89,9 +89,8 @@ def register_model(
         "lmforge.role": role,
         "lmforge.profile": cfg.profile,
         "lmforge.git_commit": lineage.git_commit(),
-        "lmforge.config_hash": lineage.config_hash(cfg),
         **(data_tags or {}),
-        "lmforge.model_hash": lineage.dir_hash(model_dir),
+        **lineage.model_tags(model_dir),
     }
     if parent_run_id:
         tags["lmforge.parent_run"] = parent_run_id

@@ -5,7 +5,9 @@
 
 Full fine-tuning by default; ``finetune.lora`` trains peft LoRA adapters on every projection instead and
 merges them (``merge_and_unload``) before export, so the teacher is always a plain Llama that vLLM serves.
-Checkpoints in ``checkpoints/finetune/`` (resumed automatically). At the end it logs greedy chat answers to
+Checkpoints in ``checkpoints/finetune/``, resumed only when made from the same pretrained weights
+(``lineage.model_hash``), data and recipe: a pretrained model that changed, even within its MLflow run,
+retrains the teacher. At the end it logs greedy chat answers to
 ``finetune.sample_prompts`` as the MLflow table ``samples/finetune.json``. Under DDP only rank 0 evaluates,
 logs and exports (see ``lmforge.train.pretrain``).
 """
@@ -19,7 +21,7 @@ import lightning as L
 from lightning.pytorch.callbacks import Callback
 from transformers import AutoTokenizer, LlamaForCausalLM
 
-from lmforge import envs
+from lmforge import envs, lineage
 from lmforge.artifacts import require_complete
 from lmforge.config import FinetuneConfig, LMForgeConfig
 from lmforge.train.data import sft_datamodule
@@ -63,10 +65,12 @@ def run_finetune(cfg: LMForgeConfig, tags: dict[str, str] | None = None,
                                 train.val_batches)
 
     ckpt_dir = paths.checkpoints / "finetune"
-    identity = {"stage": "finetune", "parent_run": parent.get("run_id"), "lora": section.lora,
+    parent_hash = lineage.model_hash(source)
+    identity = {"stage": "finetune", "parent": parent_hash, "lora": section.lora,
                 "data": data_hash(paths.shards), "recipe": train.recipe_digest()}
-    resume, meta = find_resume_checkpoint(ckpt_dir, identity, module)
-    run_tags = {"lmforge.parent_run": parent.get("run_id") or "", **(tags or {})}
+    resume, meta = find_resume_checkpoint(ckpt_dir, identity, module, max_steps=train.max_steps)
+    run_tags = {**lineage.stage_tags(cfg, "finetune"), "lmforge.parent_run": parent.get("run_id") or "",
+                "lmforge.parent_model_hash": parent_hash, **(tags or {})}
     logger = mlflow_logger(cfg, "finetune", run_tags, run_name=f"finetune-{cfg.profile}", run_id=meta.get("run_id"))
     log_params(logger, section.model_dump(mode="json"))
     outcome = fit(module, datamodule, train, ckpt_dir, logger, identity, resume_from=resume, callbacks=callbacks)
@@ -85,7 +89,7 @@ def run_finetune(cfg: LMForgeConfig, tags: dict[str, str] | None = None,
     out = export_model(merged, source, paths.models / "teacher",
                        stage_meta("finetune", logger.run_id, section.model_dump(mode="json"), paths.shards,
                                   run_tags, metrics, parent_run=parent.get("run_id"),
-                                  model_config=parent.get("config")),
+                                  parent_model_hash=parent_hash, model_config=parent.get("config")),
                        generation=cfg.generation)
     return TrainResult(model_dir=out, run_id=logger.run_id, metrics=metrics)
 

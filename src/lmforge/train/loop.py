@@ -4,8 +4,10 @@
     outcome = fit(module, datamodule, cfg.pretrain.train, ckpt_dir, logger, identity={...})
     export_model(module.model, tokenizer_dir, cfg.paths.models / "pretrain", meta)
 
-A stage resumes from the newest checkpoint in its directory that loads and was made by the same model
-(``identity``); a partial or foreign checkpoint is skipped with a one-line message.
+A stage resumes from the newest checkpoint in its directory that loads, was made for the same ``identity``
+and is not past ``max_steps``; a partial, foreign or longer checkpoint is skipped with a one-line message.
+The identity names what the stage read by content (``lineage.model_hash`` of a parent model, the data hash),
+never by run id: a parent retrained in the same MLflow run has new weights, so its children start fresh.
 """
 
 from __future__ import annotations
@@ -78,9 +80,11 @@ def log_final_metrics(logger: MLFlowLogger, metrics: dict[str, Any], step: int) 
             client.log_metric(logger.run_id, f"final/{key}", float(value), step=step)
 
 
-def find_resume_checkpoint(ckpt_dir: Path, identity: dict[str, Any], module: L.LightningModule | None = None
-                           ) -> tuple[Path | None, dict[str, Any]]:
-    """The newest checkpoint that loads, matches ``identity`` (and ``module``'s weight names), with its metadata."""
+def find_resume_checkpoint(ckpt_dir: Path, identity: dict[str, Any], module: L.LightningModule | None = None,
+                           max_steps: int | None = None) -> tuple[Path | None, dict[str, Any]]:
+    """The newest checkpoint that loads, matches ``identity`` (and ``module``'s weight names) and is at most
+    ``max_steps`` steps in, with its metadata. A longer one would stop training at once and be exported as a
+    shorter run's model."""
     def step_of(path: Path) -> int:
         match = re.search(r"step=(\d+)", path.name)
         return int(match.group(1)) if match else -1
@@ -95,6 +99,9 @@ def find_resume_checkpoint(ckpt_dir: Path, identity: dict[str, Any], module: L.L
             continue
         if meta.get("identity") != identity:
             print(f"lmforge: skipping checkpoint {path}: made by another model or stage ({meta.get('identity')})")
+            continue
+        if max_steps is not None and ckpt["global_step"] > max_steps:
+            print(f"lmforge: skipping checkpoint {path}: {ckpt['global_step']} steps, past max_steps {max_steps}")
             continue
         if module is not None and set(ckpt["state_dict"]) != set(module.state_dict()):
             print(f"lmforge: skipping checkpoint {path}: its weight names differ from this model's")
@@ -158,6 +165,9 @@ def fit(module: L.LightningModule, datamodule: L.LightningDataModule, train_cfg:
         print(f"lmforge: resuming from {resume_from}")
     start = time.perf_counter()
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=False)
+    if trainer.global_step != train_cfg.max_steps:
+        raise RuntimeError(f"training stopped at step {trainer.global_step}, not max_steps {train_cfg.max_steps} "
+                           f"(resumed from {resume_from}): its weights are not a {train_cfg.max_steps}-step model")
     loss = trainer.callback_metrics.get("train/loss")
     return FitOutcome(trainer.global_step, resume_from, time.perf_counter() - start,
                       float(loss) if loss is not None else None, trainer.is_global_zero)
@@ -180,8 +190,11 @@ def export_model(model: nn.Module, tokenizer_dir: Path, out: Path, meta: dict[st
     return out
 
 
-def stage_meta(stage: str, run_id: str, config: dict[str, Any], shards: Path, tags: dict[str, str] | None,
+def stage_meta(stage: str, run_id: str, config: dict[str, Any], shards: Path, tags: dict[str, str],
                metrics: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    """The ``lmforge.json`` every exported model carries: which run, config and data made it, and how it scored."""
-    return {"stage": stage, "run_id": run_id, "config": config, "data_manifest_sha256": data_hash(shards),
-            "tags": dict(tags or {}), "metrics": metrics, **extra}
+    """The ``lmforge.json`` every exported model carries: which run, config and data made it, and how it scored.
+
+    ``tags`` are the run's MLflow tags (``lineage.stage_tags`` and the stage's own); ``config_hash`` repeats
+    their ``lmforge.config_hash`` so the registry tags a version with the config that trained it."""
+    return {"stage": stage, "run_id": run_id, "config": config, "config_hash": tags.get("lmforge.config_hash", ""),
+            "data_manifest_sha256": data_hash(shards), "tags": dict(tags), "metrics": metrics, **extra}

@@ -4,7 +4,9 @@
     run_pretrain(load_config("tiny"))        # TrainResult(model_dir, run_id, metrics)
 
 Reads ``cfg.pretrain`` and ``cfg.paths.{shards,tokenizer}``; checkpoints to ``checkpoints/pretrain/`` and
-resumes from the newest good checkpoint there, so a killed run loses at most ``ckpt_every`` steps. At the end
+resumes from the newest good checkpoint there made for the same model, data and recipe and no further than
+``max_steps``, so a killed run loses at most ``ckpt_every`` steps. The MLflow run carries the lineage tags of
+``lineage.stage_tags``, whichever entry point started it. At the end
 it logs greedy continuations of ``pretrain.sample_prompts`` as the MLflow table ``samples/pretrain.json``.
 
 With a pretrained base (``base.source``) this is continued pretraining: the model starts from ``models/base``
@@ -23,10 +25,9 @@ import lightning as L
 from lightning.pytorch.callbacks import Callback
 from transformers import AutoTokenizer, LlamaForCausalLM
 
-from lmforge import envs
+from lmforge import envs, lineage
 from lmforge.artifacts import require_complete
 from lmforge.config import LMForgeConfig
-from lmforge.lineage import dir_hash
 from lmforge.train.data import pretrain_datamodule, read_manifest
 from lmforge.train.evaluate import perplexity_of, unigram_perplexity
 from lmforge.train.loop import (
@@ -68,8 +69,12 @@ def run_pretrain(cfg: LMForgeConfig, tags: dict[str, str] | None = None,
     ckpt_dir = paths.checkpoints / "pretrain"
     identity = {"stage": "pretrain", "model": model_identity, "data": data_hash(paths.shards),
                 "recipe": train.recipe_digest()}
-    resume, meta = find_resume_checkpoint(ckpt_dir, identity, module)
-    logger = mlflow_logger(cfg, "pretrain", tags, run_name=f"pretrain-{cfg.profile}", run_id=meta.get("run_id"))
+    resume, meta = find_resume_checkpoint(ckpt_dir, identity, module, max_steps=train.max_steps)
+    run_tags = {**lineage.stage_tags(cfg, "pretrain"), **(tags or {})}
+    if base_meta is not None:
+        run_tags["lmforge.parent_model_hash"] = lineage.model_hash(paths.base)
+    logger = mlflow_logger(cfg, "pretrain", run_tags, run_name=f"pretrain-{cfg.profile}",
+                           run_id=meta.get("run_id"))
     log_params(logger, {**section.model_dump(mode="json"), "base": cfg.base.source})
     if train.max_steps > 0:
         outcome = fit(module, datamodule, train, ckpt_dir, logger, identity, resume_from=resume,
@@ -91,7 +96,7 @@ def run_pretrain(cfg: LMForgeConfig, tags: dict[str, str] | None = None,
     log_samples(logger, generate_samples(module.model, tokenizer, section.sample_prompts, section.sample_new_tokens),
                 "samples/pretrain.json", outcome.global_step)
     out = export_model(module.model, paths.tokenizer, paths.models / "pretrain",
-                       stage_meta("pretrain", logger.run_id, section.model_dump(mode="json"), paths.shards, tags,
+                       stage_meta("pretrain", logger.run_id, section.model_dump(mode="json"), paths.shards, run_tags,
                                   metrics, resumed_from=str(outcome.resumed_from or ""), base=base_meta),
                        generation=cfg.generation)
     return TrainResult(model_dir=out, run_id=logger.run_id, metrics=metrics)
@@ -108,4 +113,4 @@ def initial_model(cfg: LMForgeConfig, manifest: dict) -> tuple[LlamaForCausalLM,
     base = cfg.paths.base
     require_complete(base, "base model (run `lmforge base`)")
     base_meta = json.loads((base / "lmforge.json").read_text())
-    return LlamaForCausalLM.from_pretrained(base, dtype="float32"), f"base:{dir_hash(base)}", base_meta
+    return LlamaForCausalLM.from_pretrained(base, dtype="float32"), f"base:{lineage.model_hash(base)}", base_meta
