@@ -6,9 +6,10 @@
 
 Each detector is a bounded regex (no unbounded repeat), so ``MAX_MATCH_CHARS[kind]`` is the longest text it
 can ever match; a streaming filter holds back that many characters before it releases a chunk. A regex only
-proposes a candidate; a checksum or rule then confirms it (Luhn for cards, mod-97 for IBANs, SSA rules for
-SSNs, ``ipaddress`` for IPs, Shannon entropy for generic secrets), which keeps ordinary prose numbers such as
-years, verse references (``Ge1:1``) and version strings out. A bare digit run is a phone in a national form
+proposes a candidate; a checksum or rule then confirms it (python-stdnum's Luhn for cards, IBAN check digits
+and country formats, US SSN rules; phonenumbers' possible-number lengths; ``ipaddress`` for IPs, Shannon entropy
+for generic secrets), which keeps ordinary prose numbers such as years, verse references (``Ge1:1``) and
+version strings out. A bare digit run is a phone in a national form
 (trunk 0, 10-11 digits) or, if it reads as a NANP number, only with a phone word (call, tel, mobile ...) in
 the same sentence within ``CUE_CHARS``; that look past the match is counted in ``MAX_MATCH_CHARS``.
 
@@ -29,6 +30,10 @@ import re._parser as sre_parse  # stdlib regex parser: gives each pattern's (min
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+
+import phonenumbers
+from stdnum import iban, luhn
+from stdnum.us import ssn
 
 from lmforge.fastre import ascii_twin, faster
 
@@ -84,13 +89,7 @@ def _digits(s: str) -> str:
 
 
 def luhn_ok(number: str) -> bool:
-    digits = [int(c) for c in _digits(number)]
-    total = 0
-    for i, d in enumerate(reversed(digits)):
-        if i % 2 == 1:
-            d = d * 2 - 9 if d > 4 else d * 2
-        total += d
-    return total % 10 == 0
+    return luhn.is_valid(_digits(number))
 
 
 def _card_ok(s: str) -> bool:
@@ -117,29 +116,36 @@ def _card_prefix_ok(digits: str) -> bool:
 
 
 def iban_ok(s: str) -> bool:
-    compact = s.replace(" ", "").upper()
-    if not 15 <= len(compact) <= 34:
-        return False
-    rearranged = compact[4:] + compact[:4]
-    as_number = "".join(str(int(c, 36)) for c in rearranged)  # A=10 ... Z=35
-    return int(as_number) % 97 == 1
+    """Check digits (mod 97) and the country's BBAN format."""
+    return iban.is_valid(s)
 
 
 def _ssn_ok(s: str) -> bool:
-    area, group, serial = re.split(r"[- ]", s)
-    return area not in ("000", "666") and area[0] != "9" and group != "00" and serial != "0000"
+    """SSA rules: no area 000, 666 or 9xx, group 00 or serial 0000, and none of the numbers known as samples."""
+    return ssn.is_valid(s.replace(" ", "-"))
 
 
 def _phone_ok(s: str) -> bool:
-    digits = _digits(_EXTENSION.sub("", s))
-    if s.startswith("+"):
-        return 8 <= len(digits) <= 15
+    """A number libphonenumber calls possible (a length for its country): by its country code when it has one,
+    as a NANP number otherwise. A European national number (trunk 0) names no country: only its length counts."""
+    number = _EXTENSION.sub("", s)
+    if number.startswith("+"):
+        return _possible_phone(number, None)
+    digits = _digits(number)
     if digits.startswith("001") and len(digits) == 13:  # 001: the international prefix, then a NANP number
         digits = digits[3:]
-    elif digits.startswith("0"):  # a European national number: trunk prefix 0, then 9-10 digits
+    elif digits.startswith("0"):  # trunk prefix 0, then 9-10 digits
         return 10 <= len(digits) <= 11
     national = digits[1:] if len(digits) == 11 and digits[0] == "1" else digits
-    return len(national) == 10 and national[0] in "23456789"  # NANP area codes never start with 0 or 1
+    # NANP area codes never start with 0 or 1, which libphonenumber's length check does not look at.
+    return national[:1] in tuple("23456789") and _possible_phone(national, "US")
+
+
+def _possible_phone(number: str, region: str | None) -> bool:
+    try:
+        return phonenumbers.is_possible_number(phonenumbers.parse(number, region))
+    except phonenumbers.NumberParseException:
+        return False
 
 
 CUE_CHARS = 40  # how far from a bare digit run a phone word may stand (in the same sentence)
