@@ -6,7 +6,7 @@ import sqlite3
 
 import pytest
 
-from lmforge.ops.retry import backoff_delays, is_transient, retry_options
+from lmforge.ops.retry import is_transient, retry_options
 
 
 def _raised_from(outer: type[BaseException], inner: BaseException) -> BaseException:
@@ -48,5 +48,7 @@ def test_verdicts_and_bugs_are_not_retried() -> None:
 
 @pytest.mark.parametrize("retries,first,expected", [(3, 2.0, [2.0, 4.0, 8.0]), (1, 0.5, [0.5]), (0, 1.0, [])])
 def test_backoff(retries: int, first: float, expected: list[float]) -> None:
-    assert backoff_delays(retries, first) == expected
-    assert retry_options(retries, first)["retry_delay_seconds"] == expected
+    from prefect import task
+
+    assert retry_options(retries, first)["retry_delay_seconds"](retries) == expected
+    assert task(**retry_options(retries, first))(lambda: None).retry_delay_seconds == expected  # as Prefect reads it

@@ -52,12 +52,10 @@ def retry_condition(task: Any, task_run: Any, state: Any) -> bool:
     return False
 
 
-def backoff_delays(retries: int, first_s: float, factor: float = 2.0) -> list[float]:
-    """Seconds before each retry: ``first_s``, then ``factor`` times the previous one."""
-    return [round(first_s * factor**i, 3) for i in range(retries)]
-
-
 def retry_options(retries: int = 3, first_s: float = 2.0, jitter: float = 0.5) -> dict[str, Any]:
-    """Keyword arguments for ``@task``: retries with backoff (2, 4, 8 s by default) and ``jitter`` spread."""
-    return {"retries": retries, "retry_delay_seconds": backoff_delays(retries, first_s),
+    """Keyword arguments for ``@task``: retries with Prefect's ``exponential_backoff`` (``first_s``, doubling:
+    2, 4, 8 s by default) and ``jitter`` spread."""
+    from prefect.tasks import exponential_backoff
+
+    return {"retries": retries, "retry_delay_seconds": exponential_backoff(backoff_factor=first_s),
             "retry_jitter_factor": jitter, "retry_condition_fn": retry_condition}
