@@ -1,4 +1,4 @@
-"""The LightningModule every training stage uses: causal-LM loss, AdamW, warm-up + cosine schedule.
+"""The LightningModule every training stage uses: causal-LM loss, AdamW, transformers' warm-up + cosine schedule.
 
 Gradient clipping and accumulation are Trainer arguments (see ``lmforge.train.loop``). Subclasses change
 only ``compute_loss`` (distillation adds the teacher term).
@@ -24,6 +24,7 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import nn
+from transformers import get_cosine_with_min_lr_schedule_with_warmup
 
 from lmforge import envs
 from lmforge.config import TrainConfig
@@ -59,14 +60,6 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
         skip = p.ndim < 2 or "norm" in name or "embed" in name or name.endswith(".bias")
         (no_decay if skip else decay).append(p)
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-
-
-def lr_factor(step: int, warmup_steps: int, max_steps: int, min_lr_ratio: float) -> float:
-    """Linear warm-up to 1, then cosine down to ``min_lr_ratio`` at ``max_steps`` (flat after)."""
-    if step < warmup_steps:
-        return (step + 1) / warmup_steps
-    progress = min(1.0, (step - warmup_steps) / max(1, max_steps - warmup_steps))
-    return min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 class CausalLMModule(L.LightningModule):
@@ -155,8 +148,10 @@ class CausalLMModule(L.LightningModule):
     def configure_optimizers(self) -> dict[str, Any]:
         c = self.cfg
         opt = torch.optim.AdamW(param_groups(self.model, c.weight_decay), lr=c.lr, betas=(0.9, 0.95))
-        sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda step: lr_factor(step, c.warmup_steps, c.max_steps, c.min_lr_ratio))
+        # transformers' cosine with warm-up: lr rises linearly from 0 over warmup_steps, then follows a half cosine
+        # down to lr * min_lr_ratio at max_steps (training never goes past it: lmforge.train.loop.fit).
+        sched = get_cosine_with_min_lr_schedule_with_warmup(opt, c.warmup_steps, c.max_steps,
+                                                            min_lr_rate=c.min_lr_ratio)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
