@@ -39,3 +39,22 @@ def test_user_error_is_one_line_and_exit_1(capsys: pytest.CaptureFixture[str]) -
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1
     assert len(err) == 1 and "no profile 'no-such-profile'" in err[0]
+
+
+def test_a_bug_shows_its_traceback_and_a_verdict_one_line(monkeypatch: pytest.MonkeyPatch,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    from lmforge import cli
+    from lmforge.data.validate import DataGateError
+
+    def fail_with(err: Exception):
+        def command(cfg, args):
+            raise err
+        return command
+
+    monkeypatch.setitem(cli.COMMANDS, "status", (fail_with(KeyError("run_id")), *cli.COMMANDS["status"][1:]))
+    with pytest.raises(KeyError, match="run_id"):  # not swallowed into one line: Python prints the traceback
+        main(["status"])
+    monkeypatch.setitem(cli.COMMANDS, "status", (fail_with(DataGateError("3 expectations failed")),
+                                                 *cli.COMMANDS["status"][1:]))
+    assert main(["status"]) == 1
+    assert capsys.readouterr().err.strip() == "lmforge status: DataGateError: 3 expectations failed"

@@ -6,7 +6,8 @@
     lmforge rollback lmforge-tiny-student --reason "v3 answers worse"   # champion back to v2, traffic too
 
 Every subcommand takes ``--profile`` and repeated ``--set section.field=value``. Errors a user can fix
-(missing input, failed gate, server down) print one line and exit 1; nothing prints a stack trace.
+(bad config or input, a missing input, a failed gate, a server that is down) print one line and exit 1; any
+other exception (a ``KeyError``, ``TypeError`` ...) is a bug and shows its traceback.
 """
 
 from __future__ import annotations
@@ -338,12 +339,33 @@ def main(argv: list[str] | None = None) -> int:
             from lmforge.ops.stages import write_records
 
             write_records(cfg, stages, time.perf_counter() - start)
-    except (FileNotFoundError, ValueError, LookupError, RuntimeError, OSError) as err:
+    except Exception as err:
+        if not is_user_error(err):
+            raise
         print(f"lmforge {args.command}: {type(err).__name__}: {err}", file=sys.stderr)
         return 1
     if result is not None:
         print(json.dumps(_jsonable(result), indent=2, default=str))
     return 0
+
+
+# What a user can fix. Bad config or input (ValueError, pydantic's ValidationError among them), a missing input,
+# a server that is down or refuses, and lmforge's own verdicts (named, so the CLI imports none of their modules).
+USER_ERRORS = (ValueError, FileNotFoundError, PermissionError, ConnectionError, TimeoutError)
+USER_ERROR_NAMES = frozenset({
+    "IncompleteArtifactError", "DataGateError", "GateFailed", "PromotionRefused", "TrackingUnavailable",
+    "WorkDirBusy", "EngineError", "AdminError", "AuthConfigError"})
+
+
+def is_user_error(err: BaseException) -> bool:
+    """True for errors a user can act on from a one-line message: those above, a server that is down or busy
+    (``lmforge.ops.retry.is_transient``), and a bare ``LookupError``, which is lmforge naming a model or stack
+    it cannot find (its subclasses ``KeyError`` and ``IndexError`` are bugs)."""
+    from lmforge.ops.retry import is_transient
+
+    names = {cls.__name__ for cls in type(err).__mro__}
+    return (isinstance(err, USER_ERRORS) or bool(names & USER_ERROR_NAMES) or type(err) is LookupError
+            or is_transient(err))
 
 
 def _jsonable(value: Any) -> Any:

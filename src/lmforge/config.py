@@ -3,8 +3,11 @@
     cfg = load_config("tiny", overrides=["pretrain.max_steps=50"])
     cfg.pretrain.max_steps  # 50
 
-Each stage reads only its own section (``cfg.data``, ``cfg.pretrain`` ...). ``cfg.paths`` derives every
-working path from ``work_dir`` so no stage spells a path itself. Field docs live on the fields.
+Each stage's settings live in its own section (``cfg.data``, ``cfg.pretrain`` ...); a stage also reads
+``cfg.paths``, which derives every working path from ``work_dir`` so no stage spells a path itself, and a few
+shared fields: the MLflow experiment (``registry``) every training run logs to, the compliance policy
+(``serve.policy``) the register stage scores samples with, and ``data.sample_dir`` for lineage. Field docs
+live on the fields.
 """
 
 from __future__ import annotations
