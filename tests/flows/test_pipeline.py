@@ -12,7 +12,7 @@ import httpx
 import pytest
 from mlflow import MlflowClient
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(1800)]  # whole runs
 
 
 def test_pipeline_end_to_end(prefect_harness, free_port, tmp_path: Path) -> None:

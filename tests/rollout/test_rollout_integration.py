@@ -37,7 +37,7 @@ from lmforge.rollout.rollback import rollback
 from lmforge.serve.handover import warm_previous
 from lmforge.serve.stack import admin_key, gateway_settings_path, stack_status, stop_stack
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(1800)]  # whole runs
 GATES = {"data": "passed", "distill": "passed"}
 Until = Callable[..., Any]
 PACE_S = 0.15  # between the traffic thread's requests: under 10 a second
