@@ -104,8 +104,8 @@ class TrainConfig(_Section):
     warmup_steps: int = Field(30, description="Linear warm-up steps.")
     weight_decay: float = Field(0.1, description="AdamW decay on matrices (not norms, biases, embeddings).")
     grad_clip: float = Field(1.0, description="Gradient norm clip.")
-    precision: str = Field("32-true", description="Lightning precision: 32-true, bf16-mixed (GPU; on CPU autocast "
-                                                  "to bf16 ran ~2-10x slower than fp32 here) ...")
+    precision: str = Field("32-true", description="Lightning precision: 32-true, bf16-mixed (GPU; slower than fp32 "
+                                                  "on the CPUs measured, see benchmarks/README.md) ...")
     compile: bool = Field(False, description="torch.compile the model.")
     gradient_checkpointing: bool = Field(False, description="Recompute each decoder block's activations in "
                                                             "backward: less memory for one more forward.")
@@ -181,9 +181,8 @@ class DistillConfig(_Section):
         "is then unused).")
     student_layers: int | None = Field(None, ge=1, description="Decoder layers kept with teacher_layers.")
     train: TrainConfig = TrainConfig(max_steps=200)
-    alpha: float = Field(0.8, description="Weight of the KD term; 1 - alpha weights cross-entropy. 0.8: on the "
-                         "tiny profile, val ppl 251/263/247 over seeds 0-2 against 0.5's 272/284/246 "
-                         "(no-KD 305/308/282): a lower mean and half the seed-to-seed range.")
+    alpha: float = Field(0.8, description="Weight of the KD term; 1 - alpha weights cross-entropy (why 0.8: "
+                         "benchmarks/README.md, distillation).")
     temperature: float = Field(2.0, description="Softmax temperature of teacher and student.")
     kl: Literal["forward", "reverse", "mix"] = Field("forward", description="KL direction.")
     top_k: int = Field(32, description="Teacher log-probs kept per token in the logit cache.")

@@ -116,10 +116,9 @@ def paired_decode_speed(model_dirs: dict[str, Path], prompts: list[str], max_new
     With ``reference`` set, ``speedup[name]`` is the median over prompts of reference's fastest time over
     name's: one prompt that met a burst of load cannot move it, where a ratio of two totals would move.
 
-    ``threads`` intra-op threads (None: torch's setting). One by default: at batch 1 these models gain nothing
-    from more (the tiny teacher: 273 tok/s with two threads on idle cores, 258 with one on busy ones), and
-    with two, another process on the cores stalls every op at its thread barrier: 4 tok/s, and a
-    student/teacher ratio of 3.9-4.7 where it is 1.5-2.0.
+    ``threads`` intra-op threads (None: torch's setting). One by default: at batch 1 these models gain little
+    from more, and with two, another process on the cores stalls every op at its thread barrier and skews the
+    student/teacher ratio (figures: benchmarks/README.md, distillation).
     """
     before = torch.get_num_threads()
     if threads is not None:

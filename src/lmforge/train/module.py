@@ -9,8 +9,8 @@ x ``TokenFlops``, see ``lmforge.train.flops``) and ``train/mfu``, achieved FLOP/
 the best this machine has shown: ``lmforge.train.flops.machine_peak_flops``, kept in the state dir). A step
 is timed from one ``training_step`` to the next, so it includes backward and the optimizer. Those rates and
 ``lr`` are logged on the steps Lightning hands to the logger (every ``log_every_n_steps``), as means over the
-steps since the previous log: each ``self.log`` walks every value logged so far in the step, and on the tiny
-model logging all of them at every step cost a few percent of the step time.
+steps since the previous log: each ``self.log`` walks every value logged so far in the step, so logging all of
+them at every step costs a share of a tiny model's step.
 """
 
 from __future__ import annotations
