@@ -18,11 +18,12 @@ stage keys its resume and cache decisions on the content of its parent, not on t
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import subprocess
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -104,17 +105,32 @@ def data_hash(shards_dir: Path) -> str:
 
 
 def dvc_md5(path: Path) -> str:
-    """The hash DVC 3 records for ``path`` in ``dvc.lock``: a file's md5, or for a directory the md5 of the
-    sorted ``[{"md5", "relpath"}]`` listing with a ``.dir`` suffix, so lineage matches ``dvc status``."""
-    path = Path(path)
-    if path.is_file():
-        return _file_digest(path, "md5")
-    listing = sorted(
-        ({"md5": _file_digest(f, "md5"), "relpath": f.relative_to(path).as_posix()}
-         for f in path.rglob("*") if f.is_file()),
-        key=lambda entry: entry["relpath"],
-    )
-    return hashlib.md5(json.dumps(listing, sort_keys=True).encode()).hexdigest() + ".dir"
+    """The hash DVC 3 records for ``path`` in ``dvc.lock``: a file's md5, or a directory's ``.dir`` tree hash,
+    computed by DVC's own ``dvc_data`` with the project's ``.dvcignore``, so lineage matches ``dvc status``.
+
+    Hashes are remembered in a DVC state database (by inode, size and mtime) in the state dir, as DVC does."""
+    from dvc_data.hashfile.build import build
+
+    fs, odb, ignore = _dvc_hashing(envs.project_root())
+    _, _, obj = build(odb, str(Path(path).resolve()), fs, "md5", dry_run=True, ignore=ignore)
+    return obj.hash_info.value
+
+
+@functools.cache
+def _dvc_hashing(root: Path) -> tuple[Any, Any, Any]:
+    """DVC's local filesystem, an object database with a state cache (never written to: builds are dry runs)
+    and the ``.dvcignore`` filter of the repository at ``root``."""
+    from dvc.ignore import DvcIgnoreFilter
+    from dvc_data.hashfile.db import HashFileDB
+    from dvc_data.hashfile.state import State
+    from dvc_objects.fs.local import LocalFileSystem
+
+    fs = LocalFileSystem()
+    ignore = DvcIgnoreFilter(fs, str(root))
+    state_dir = envs.state_dir() / "dvc-hashes"
+    state_dir.mkdir(parents=True, exist_ok=True)
+    odb = HashFileDB(fs, str(state_dir / "odb"), state=State(str(root), str(state_dir), ignore))
+    return fs, odb, ignore
 
 
 def data_lineage(cfg: LMForgeConfig) -> dict[str, str]:

@@ -7,7 +7,7 @@ keys from it, so a stage ``dvc status`` calls changed is exactly one whose lmfor
     key = group_key(cfg, ["pretrain"])       # sha256 over the deps' DVC hashes and the params' values
     stale_stages(cfg)                        # ["finetune", ...]: no record, another key, or outputs changed
 
-The key hashes each dep by content (DVC's md5; a directory as DVC 3's ``.dir`` listing), so the code a stage
+The key hashes each dep by content with DVC's own ``dvc_data`` (``lineage.dvc_md5``), so the code a stage
 runs (``src/lmforge/train`` ...) is part of it but the git commit is not: a commit that does not touch a
 stage's deps does not re-run it. Params are read from the *effective* config (profile plus overrides), not
 from the YAML file. After a stage runs, ``write_record`` stores its key and its outputs' hashes in
@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
+import shlex
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,9 +29,7 @@ import yaml
 
 from lmforge.artifacts import write_json_atomic
 from lmforge.config import LMForgeConfig
-
-IGNORED_DIRS = frozenset({"__pycache__", ".pytest_cache", ".ruff_cache"})
-IGNORED_SUFFIXES = (".pyc",)
+from lmforge.lineage import dvc_md5
 
 
 @dataclass(frozen=True)
@@ -63,6 +61,26 @@ def load_specs(cfg: LMForgeConfig, dvc_yaml: Path | None = None) -> dict[str, St
         outs = paths(stage.get("outs")) + paths(stage.get("metrics"))
         specs[name] = StageSpec(name, paths(stage.get("deps")), params, outs)
     return specs
+
+
+def dvc_stages(command: str, step: str | None = None, dvc_yaml: Path | None = None) -> tuple[str, ...]:
+    """The ``dvc.yaml`` stages that ``lmforge COMMAND [--step STEP]`` runs, read from their ``cmd`` lines: the
+    stage whose cmd names that step, or with no step (or ``all``) every stage whose cmd is that command.
+
+        dvc_stages("data", "clean")   # ("clean",)
+        dvc_stages("distill")         # ("teacher_cache", "distill"): the cache is built first when needed
+
+    ``dvc.yaml`` is the one map from stages to commands; the CLI and the Prefect tasks read it here."""
+    from lmforge import envs
+
+    doc = yaml.safe_load((dvc_yaml or envs.project_root() / "dvc.yaml").read_text()) or {}
+    found = []
+    for name, stage in (doc.get("stages") or {}).items():
+        words = shlex.split(stage["cmd"])
+        stage_step = words[words.index("--step") + 1] if "--step" in words else None
+        if words[1] == command and (step in (None, "all") or stage_step == step):
+            found.append(name)
+    return tuple(found)
 
 
 def _param_keys(entry: str | dict[str, list[str]]) -> list[str]:
@@ -100,36 +118,8 @@ def group_key(cfg: LMForgeConfig, stages: Iterable[str], extra: dict[str, Any] |
 
 
 def content_hash(path: Path) -> str:
-    """DVC's hash of a file or directory (cache files and ``__pycache__`` left out); "missing" if absent."""
-    path = Path(path)
-    if path.is_file():
-        return _md5(path)
-    if not path.is_dir():
-        return "missing"
-    listing = sorted(({"md5": _md5(f), "relpath": f.relative_to(path).as_posix()} for f in _files(path)),
-                     key=lambda entry: entry["relpath"])
-    return hashlib.md5(json.dumps(listing, sort_keys=True).encode()).hexdigest() + ".dir"
-
-
-def _files(root: Path) -> Iterator[Path]:
-    for folder, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if d not in IGNORED_DIRS)
-        for name in files:
-            if not name.endswith(IGNORED_SUFFIXES):
-                yield Path(folder) / name
-
-
-_STAT_CACHE: dict[tuple[str, int, int], str] = {}
-
-
-def _md5(path: Path) -> str:
-    """md5 of a file, remembered by (path, size, mtime) within the process, as DVC's state database does."""
-    stat = path.stat()
-    key = (str(path), stat.st_size, stat.st_mtime_ns)
-    if key not in _STAT_CACHE:
-        with open(path, "rb") as fh:
-            _STAT_CACHE[key] = hashlib.file_digest(fh, "md5").hexdigest()
-    return _STAT_CACHE[key]
+    """DVC's hash of a file or directory (``lineage.dvc_md5``: ``.dvcignore`` honoured); "missing" if absent."""
+    return dvc_md5(path) if Path(path).exists() else "missing"
 
 
 def record_path(cfg: LMForgeConfig, stage: str) -> Path:
