@@ -1,7 +1,7 @@
 """What every flow shares: offline environment first, then the typed config; stage tasks that are cached by
 their real inputs and retried only on transient faults.
 
-    @stage_task("pretrain", stages=("pretrain",))
+    @stage_task("pretrain", stages=dvc_stages("pretrain"))   # the dvc.yaml stages `lmforge pretrain` runs
     def pretrain_task(cfg): ...
 
     result = run_stage(pretrain_task, cfg)     # in a flow: runs the body, or returns the cached result

@@ -15,29 +15,30 @@ from prefect.artifacts import create_markdown_artifact
 
 from flows.common import load, run_stage, stage_task, summary
 from lmforge.data import stage
+from lmforge.ops.stages import dvc_stages
 
 
-@stage_task("ingest", stages=("ingest",), extra=("input_path",))
+@stage_task("ingest", stages=dvc_stages("data", "ingest"), extra=("input_path",))
 def ingest_task(cfg, input_path: str | None):
     return stage.ingest(cfg, Path(input_path) if input_path else None)
 
 
-@stage_task("clean", stages=("clean",))
+@stage_task("clean", stages=dvc_stages("data", "clean"))
 def clean_task(cfg):
     return stage.clean(cfg)
 
 
-@stage_task("validate", stages=("validate",))
+@stage_task("validate", stages=dvc_stages("data", "validate"))
 def validate_task(cfg):
     return stage.validate(cfg)
 
 
-@stage_task("tokenize", stages=("tokenize",))
+@stage_task("tokenize", stages=dvc_stages("data", "tokenize"))
 def tokenize_task(cfg):
     return stage.tokenize(cfg)
 
 
-@stage_task("pack", stages=("pack",))
+@stage_task("pack", stages=dvc_stages("data", "pack"))
 def pack_task(cfg):
     return stage.pack(cfg)
 

@@ -8,11 +8,12 @@ from __future__ import annotations
 from prefect import flow
 
 from flows.common import load, run_stage, stage_task, summary
+from lmforge.ops.stages import dvc_stages
 
 
 # A failed gate raises GateFailed with the measured figures; retrying would not change the verdict, so it is
 # never retried (lmforge.ops.retry). The task builds the teacher cache when needed, then trains the students.
-@stage_task("distill", stages=("teacher_cache", "distill"))
+@stage_task("distill", stages=dvc_stages("distill"))
 def distill_task(cfg):
     from lmforge.distill.stage import run_distill
 

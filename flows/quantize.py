@@ -11,9 +11,10 @@ from __future__ import annotations
 from prefect import flow
 
 from flows.common import load, run_stage, stage_task
+from lmforge.ops.stages import dvc_stages
 
 
-@stage_task("quantize", stages=("quantize",), extra=("tracking_uri",))
+@stage_task("quantize", stages=dvc_stages("quantize"), extra=("tracking_uri",))
 def quantize_task(cfg, tracking_uri: str):
     from lmforge.quantize.stage import run_quantize
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 from prefect import flow
 
 from flows.common import load, run_stage, stage_task, summary
+from lmforge.ops.stages import dvc_stages
 
 
-@stage_task("register", stages=("register",), extra=("promote", "replace_champion", "tracking_uri"))
+@stage_task("register", stages=dvc_stages("register"), extra=("promote", "replace_champion", "tracking_uri"))
 def register_task(cfg, promote: bool, replace_champion: bool, tracking_uri: str):
     from lmforge.registry.stage import has_champion, register_all
 

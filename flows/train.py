@@ -9,16 +9,17 @@ from __future__ import annotations
 from prefect import flow
 
 from flows.common import load, run_stage, stage_task, summary
+from lmforge.ops.stages import dvc_stages
 
 
-@stage_task("base", stages=("base",))
+@stage_task("base", stages=dvc_stages("base"))
 def base_task(cfg):
     from lmforge.base.convert import prepare_base
 
     return prepare_base(cfg)
 
 
-@stage_task("pretrain", stages=("pretrain",))
+@stage_task("pretrain", stages=dvc_stages("pretrain"))
 def pretrain_task(cfg):
     # A retry (or a re-run after a kill) resumes from the last checkpoint: only the steps since then are lost.
     from lmforge.train.pretrain import run_pretrain
@@ -26,7 +27,7 @@ def pretrain_task(cfg):
     return run_pretrain(cfg)
 
 
-@stage_task("finetune", stages=("finetune",))
+@stage_task("finetune", stages=dvc_stages("finetune"))
 def finetune_task(cfg):
     from lmforge.train.finetune import run_finetune
 

@@ -303,14 +303,15 @@ COMMANDS: dict[str, tuple[Callable[[LMForgeConfig, argparse.Namespace], Any], Ca
 
 
 def stages_run(args: argparse.Namespace) -> tuple[str, ...]:
-    """The ``dvc.yaml`` stages a finished subcommand ran (their records let ``lmforge status`` agree with DVC)."""
-    if args.command == "data" and not getattr(args, "input", None):
-        return ("ingest", "clean", "validate", "tokenize", "pack") if args.step == "all" else (args.step,)
-    if args.command == "distill":
-        return ("teacher_cache",) if args.step == "cache" else ("distill",)
-    if args.command == "register" and not args.no_promote:
-        return ("register",)
-    return (args.command,) if args.command in ("base", "pretrain", "finetune", "quantize") else ()
+    """The ``dvc.yaml`` stages a finished subcommand ran (their records let ``lmforge status`` agree with DVC).
+
+    None for a user's ``--input`` (the DVC stage reads the shipped sample) or ``register --no-promote`` (the
+    DVC stage promotes)."""
+    from lmforge.ops.stages import dvc_stages
+
+    if getattr(args, "input", None) or getattr(args, "no_promote", False):
+        return ()
+    return dvc_stages(args.command, getattr(args, "step", None))
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -36,7 +36,14 @@ def test_key_changes_with_its_own_params_only(tmp_path: Path) -> None:
     assert stages.group_key(base, ["pretrain"]) != stages.group_key(other_dir, ["pretrain"])
 
 
-def test_key_follows_dep_content_not_pycache(cfg) -> None:
+def test_key_follows_dep_content_not_pycache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A project whose work dir lies inside it, as runs/<profile> does: DVC applies its .dvcignore there.
+    root = tmp_path / "project"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "configs", root / "configs")
+    for name in ("dvc.yaml", ".dvcignore"):
+        shutil.copy2(Path(__file__).resolve().parents[2] / name, root / name)
+    monkeypatch.setenv("LMFORGE_ROOT", str(root))
+    cfg = load_config("tiny", [f"work_dir={root / 'runs' / 'tiny'}"])
     shards = cfg.paths.shards
     shards.mkdir(parents=True)
     (shards / "manifest.json").write_text("{}")
@@ -79,3 +86,23 @@ def test_a_changed_param_makes_the_stage_stale(tmp_path: Path) -> None:
     changed = load_config("tiny", [f"work_dir={tmp_path}", "finetune.train.max_steps=7"])
     assert not stages.is_current(changed, ["finetune"])
     assert stages.is_current(cfg, ["finetune"])
+
+
+def test_commands_map_to_the_dvc_stages_their_cmd_lines_name() -> None:
+    assert stages.dvc_stages("data") == ("ingest", "clean", "validate", "tokenize", "pack")
+    assert stages.dvc_stages("data", "clean") == ("clean",)
+    assert stages.dvc_stages("distill") == ("teacher_cache", "distill")
+    assert stages.dvc_stages("distill", "cache") == ("teacher_cache",)
+    assert stages.dvc_stages("pretrain") == ("pretrain",) and stages.dvc_stages("promote") == ()
+
+
+def test_flow_tasks_and_cli_record_the_same_stages() -> None:
+    import argparse
+
+    from flows.data import clean_task
+    from flows.distill import distill_task
+    from lmforge.cli import stages_run
+
+    assert clean_task.lmforge_stages == stages_run(argparse.Namespace(command="data", step="clean", input=None))
+    assert distill_task.lmforge_stages == stages_run(argparse.Namespace(command="distill", step="all"))
+    assert stages_run(argparse.Namespace(command="register", no_promote=True)) == ()
