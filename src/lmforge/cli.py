@@ -161,12 +161,9 @@ def cmd_pipeline(cfg: LMForgeConfig, args: argparse.Namespace) -> Any:
 
 
 def cmd_status(cfg: LMForgeConfig, args: argparse.Namespace) -> Any:
-    from lmforge.ops.stages import load_specs, read_record, stale_stages
+    from lmforge.ops.stages import status
 
-    stale = stale_stages(cfg)
-    return {"work_dir": str(cfg.paths.work_dir), "stale": stale,
-            "current": {name: (read_record(cfg, name) or {}).get("finished_at")
-                        for name in load_specs(cfg) if name not in stale}}
+    return status(cfg)
 
 
 def cmd_mlflow_server(cfg: LMForgeConfig, args: argparse.Namespace) -> Any:

@@ -6,8 +6,8 @@
 Each stage's settings live in its own section (``cfg.data``, ``cfg.pretrain`` ...); a stage also reads
 ``cfg.paths``, which derives every working path from ``work_dir`` so no stage spells a path itself, and a few
 shared fields: the MLflow experiment (``registry``) every training run logs to, the compliance policy
-(``serve.policy``) the register stage scores samples with, and ``data.sample_dir`` for lineage. Field docs
-live on the fields.
+(``serve.policy``) the register stage scores samples with, ``base`` for the stages that build on a pretrained
+base (tokenize, pretrain), and ``data.sample_dir`` for lineage. Field docs live on the fields.
 """
 
 from __future__ import annotations

@@ -106,3 +106,10 @@ def test_flow_tasks_and_cli_record_the_same_stages() -> None:
     assert clean_task.lmforge_stages == stages_run(argparse.Namespace(command="data", step="clean", input=None))
     assert distill_task.lmforge_stages == stages_run(argparse.Namespace(command="distill", step="all"))
     assert stages_run(argparse.Namespace(command="register", no_promote=True)) == ()
+
+
+def test_status_lists_stale_stages_in_order_and_when_the_others_finished(cfg) -> None:
+    first = stages.status(cfg)
+    assert first.stale == list(stages.load_specs(cfg)) and first.current == {}
+    stages.write_records(cfg, ["base"], seconds=1.0)
+    assert "base" not in stages.status(cfg).stale and stages.status(cfg).current["base"].endswith("Z")

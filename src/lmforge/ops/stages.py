@@ -161,3 +161,18 @@ def stale_stages(cfg: LMForgeConfig) -> list[str]:
     Like ``dvc status``, a stage downstream of a stale one is listed only once its own inputs differ.
     """
     return [name for name in load_specs(cfg) if not is_current(cfg, [name])]
+
+
+@dataclass(frozen=True)
+class StageStatus:
+    """What ``lmforge status`` prints: the stages a pipeline run would execute, and when the others finished."""
+
+    work_dir: Path
+    stale: list[str]  # in dvc.yaml order
+    current: dict[str, str | None]  # stage -> finished_at (UTC) of its last recorded run
+
+
+def status(cfg: LMForgeConfig) -> StageStatus:
+    stale = stale_stages(cfg)
+    return StageStatus(cfg.paths.work_dir, stale, {name: (read_record(cfg, name) or {}).get("finished_at")
+                                                   for name in load_specs(cfg) if name not in stale})
