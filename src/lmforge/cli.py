@@ -352,7 +352,8 @@ def main(argv: list[str] | None = None) -> int:
 USER_ERRORS = (ValueError, FileNotFoundError, PermissionError, ConnectionError, TimeoutError)
 USER_ERROR_NAMES = frozenset({
     "IncompleteArtifactError", "DataGateError", "GateFailed", "PromotionRefused", "TrackingUnavailable",
-    "WorkDirBusy", "EngineError", "AdminError", "AuthConfigError"})
+    "WorkDirBusy", "EngineError", "AdminError", "AuthConfigError", "QuantizeError", "QuantizeGateError",
+    "RateLimitStorageError"})
 
 
 def is_user_error(err: BaseException) -> bool:
