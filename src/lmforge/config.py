@@ -3,11 +3,8 @@
     cfg = load_config("tiny", overrides=["pretrain.max_steps=50"])
     cfg.pretrain.max_steps  # 50
 
-Each stage's settings live in its own section (``cfg.data``, ``cfg.pretrain`` ...); a stage also reads
-``cfg.paths``, which derives every working path from ``work_dir`` so no stage spells a path itself, and a few
-shared fields: the MLflow experiment (``registry``) every training run logs to, the compliance policy
-(``serve.policy``) the register stage scores samples with, ``base`` for the stages that build on a pretrained
-base (tokenize, pretrain), and ``data.sample_dir`` for lineage. Field docs live on the fields.
+Each stage's settings live in its own section (``cfg.data`` ...); stages also read ``cfg.paths`` (every
+path, from ``work_dir``), ``registry`` (MLflow), ``serve.policy`` (register), ``base`` (tokenize, pretrain).
 """
 
 from __future__ import annotations
