@@ -73,7 +73,7 @@ def test_dvc_repro_data_stages_then_nothing_to_do(scratch_repo: tuple[Path, dict
     # changed param makes the same stages stale for both.
     lmforge = [str(Path(sys.executable).parent / "lmforge"), "status"]
     assert json.loads(_run(lmforge, repo, env))["stale"] == ["pretrain", "finetune", "teacher_cache", "distill",
-                                                             "register"]
+                                                             "register", "quantize"]
     tiny = yaml.safe_load((repo / "configs" / "tiny.yaml").read_text())
     tiny["data"]["vocab_size"] = 600
     (repo / "configs" / "tiny.yaml").write_text(yaml.safe_dump(tiny))
@@ -82,4 +82,4 @@ def test_dvc_repro_data_stages_then_nothing_to_do(scratch_repo: tuple[Path, dict
                                 timeout=300)
     dvc_stale = set(json.loads(dvc_status.stdout)) & data_stages
     ours = set(json.loads(_run(lmforge, repo, env))["stale"]) & data_stages
-    assert dvc_stale == ours == {"ingest", "clean", "tokenize", "pack"}
+    assert dvc_stale == ours == {"ingest", "clean", "validate", "tokenize", "pack"}  # validate reads data params
