@@ -85,29 +85,36 @@ def test_keep_teacher_reports_a_failed_gate_and_serves_the_teacher(teacher_cfg: 
     assert served_role(passing) == "student"
 
 
-def test_keep_layers_keeps_first_last_and_evenly_spaced_layers() -> None:
+def test_student_layers_are_evenly_spaced_or_the_cheapest_block_drop() -> None:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from lmforge.distill.stage import keep_layers
+    from lmforge.distill.prune import keep_layers, layers_to_keep
 
     torch.manual_seed(0)
     teacher = LlamaForCausalLM(LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=7,
                                            num_attention_heads=2, num_key_value_heads=2, eos_token_id=1,
                                            pad_token_id=1, bos_token_id=0)).eval()
-    student = keep_layers(teacher, 3)
+    assert layers_to_keep(teacher, 3) == [0, 3, 6]
+    ids = torch.randint(0, 64, (2, 16))
+    chosen = layers_to_keep(teacher, 3, calibration=ids)
+    candidates = [[0, 5, 6], [0, 1, 6]]  # drop 4 contiguous layers, the first and the last kept
+    losses = {tuple(c): float(keep_layers(teacher, c)(input_ids=ids, labels=ids).loss) for c in candidates}
+    assert chosen[0] == 0 and chosen[-1] == 6 and losses[tuple(chosen)] == min(losses.values())
+
+    student = keep_layers(teacher, [0, 3, 6])
     assert student.config.num_hidden_layers == 3 and teacher.config.num_hidden_layers == 7
     for mine, theirs in zip(student.model.layers, [teacher.model.layers[i] for i in (0, 3, 6)], strict=True):
         assert torch.equal(mine.mlp.up_proj.weight, theirs.mlp.up_proj.weight) and mine is not theirs
     assert [layer.self_attn.layer_idx for layer in student.model.layers] == [0, 1, 2]
-    ids = torch.tensor([[0, 5, 9, 12]])
+    tokens = torch.tensor([[0, 5, 9, 12]])
     with torch.no_grad():  # cached decoding agrees with a full forward: the KV cache is indexed right
-        full = student(ids).logits[0, -1]
-        cache = student(ids[:, :-1], use_cache=True).past_key_values
-        step = student(ids[:, -1:], past_key_values=cache).logits[0, -1]
+        full = student(tokens).logits[0, -1]
+        cache = student(tokens[:, :-1], use_cache=True).past_key_values
+        step = student(tokens[:, -1:], past_key_values=cache).logits[0, -1]
     assert torch.allclose(full, step, atol=1e-5)
-    with pytest.raises(StudentTooLarge, match=r"student_layers must be in \[1, 6\]"):
-        keep_layers(teacher, 7)
+    with pytest.raises(ValueError, match=r"student_layers must be in \[1, 6\]"):
+        layers_to_keep(teacher, 7)
 
 
 @pytest.mark.slow

@@ -9,8 +9,8 @@ and all three models are scored on the pretraining val split with one protocol
 targets, and the one val split keeps teacher, KD student and baseline directly comparable.
 
 The student is a fresh ``distill.student`` or, with ``distill.student_init: teacher_layers``, the teacher
-itself with ``student_layers`` of its decoder layers kept (evenly spaced; as DistilBERT and "shrink and
-fine-tune" start from the teacher): both students start from the same weights either way.
+itself with ``student_layers`` of its decoder layers kept (``lmforge.distill.prune``: the contiguous block
+whose removal costs least on training text is dropped): both students start from the same weights.
 
 Writes ``models/student`` (KD), ``models/baseline`` (no teacher), ``reports/distill.json`` (perplexities,
 decode speeds, gate verdict) and one MLflow run per student (``lmforge.role=student|baseline``).
@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 from torch.utils.data import DataLoader
 from transformers import AutoTokenizer, LlamaForCausalLM
 
@@ -40,7 +41,15 @@ from lmforge.distill.cache import (
     with_teacher,
 )
 from lmforge.distill.module import DistillModule
-from lmforge.train.data import IndexedStream, StreamDataModule, distill_datamodule, read_manifest
+from lmforge.distill.prune import keep_layers, layers_to_keep
+from lmforge.train.data import (
+    IndexedStream,
+    StreamDataModule,
+    distill_datamodule,
+    fixed_windows,
+    load_split,
+    read_manifest,
+)
 from lmforge.train.evaluate import (
     evaluate_perplexity,
     paired_decode_speed,
@@ -65,6 +74,7 @@ from lmforge.train.module import CausalLMModule
 MAX_STUDENT_FRACTION = 0.5
 DECODE_PROMPTS = 4
 DECODE_REPEATS = 5  # timed runs per prompt and model, the models taking turns; the fastest counts
+CALIBRATION_WINDOWS = 4  # training windows that choose which teacher layers a student keeps
 
 
 class GateFailed(RuntimeError):
@@ -94,7 +104,8 @@ def run_distill(cfg: LMForgeConfig, tags: dict[str, str] | None = None) -> Disti
     teacher = LlamaForCausalLM.from_pretrained(teacher_dir).eval()
     check_student_size(cfg, teacher)
 
-    trained = {role: train_student(cfg, role, teacher, role == "student", teacher_meta, tags)
+    keep = choose_student_layers(cfg, teacher)
+    trained = {role: train_student(cfg, role, teacher, role == "student", teacher_meta, tags, keep)
                for role in ("student", "baseline")}
     report = measure(cfg, teacher_dir, trained)
     report["gate"] = apply_gate(cfg, report)
@@ -132,45 +143,42 @@ def check_student_size(cfg: LMForgeConfig, teacher: LlamaForCausalLM) -> int:
     return n
 
 
-def initial_student(cfg: LMForgeConfig, teacher: LlamaForCausalLM) -> LlamaForCausalLM:
-    """The student's starting weights (seed torch first): a fresh ``distill.student`` or the teacher's layers."""
+def initial_student(cfg: LMForgeConfig, teacher: LlamaForCausalLM, keep: list[int] | None = None
+                    ) -> LlamaForCausalLM:
+    """The student's starting weights (seed torch first): a fresh ``distill.student``, or the teacher's layers
+    ``keep`` (``student_layers`` evenly spaced when not given)."""
     section = cfg.distill
     if section.student_init == "teacher_layers":
-        return keep_layers(teacher, section.student_layers or 1)
+        try:
+            keep = keep or layers_to_keep(teacher, section.student_layers or 1)
+        except ValueError as err:
+            raise StudentTooLarge(str(err)) from err
+        return keep_layers(teacher, keep).train()
     manifest = read_manifest(cfg.paths.shards)
     return build_model(section.student, manifest["vocab_size"], manifest["bos_id"], manifest["eos_id"],
                        manifest["pad_id"])
 
 
-def keep_layers(model: LlamaForCausalLM, k: int) -> LlamaForCausalLM:
-    """A copy of ``model`` with ``k`` of its decoder layers, evenly spaced with the first and last kept (the
-    embeddings, final norm and head are the model's own)."""
-    import copy
-
-    from torch import nn
-
-    n = model.config.num_hidden_layers
-    if not 1 <= k < n:
-        raise StudentTooLarge(f"distill.student_layers must be in [1, {n - 1}] for a {n}-layer teacher, not {k}")
-    keep = sorted({round(i * (n - 1) / max(k - 1, 1)) for i in range(k)}) if k > 1 else [n - 1]
-    student = copy.deepcopy(model)
-    student.model.layers = nn.ModuleList(student.model.layers[i] for i in keep)
-    for index, layer in enumerate(student.model.layers):
-        layer.self_attn.layer_idx = index  # the KV cache is indexed by position in the stack
-    student.config.num_hidden_layers = k
-    if getattr(student.config, "layer_types", None):
-        student.config.layer_types = [student.config.layer_types[i] for i in keep]
-    return student.train()
+def choose_student_layers(cfg: LMForgeConfig, teacher: LlamaForCausalLM) -> list[int] | None:
+    """With ``student_init: teacher_layers``, the teacher layers both students keep, chosen on training text."""
+    section = cfg.distill
+    if section.student_init != "teacher_layers":
+        return None
+    windows = fixed_windows(load_split(cfg.paths.shards, "train"), section.train.seq_len, CALIBRATION_WINDOWS)
+    calibration = torch.stack([w["input_ids"] for w in windows])  # (B, T): training text, never val
+    keep = layers_to_keep(teacher, section.student_layers or 1, calibration)
+    print(f"lmforge distill: the students keep the teacher's layers {keep}")
+    return keep
 
 
 def train_student(cfg: LMForgeConfig, role: str, teacher: LlamaForCausalLM, kd: bool, teacher_meta: dict[str, Any],
-                  tags: dict[str, str] | None) -> TrainResult:
+                  tags: dict[str, str] | None, keep: list[int] | None = None) -> TrainResult:
     """One student run: KD from ``teacher`` when ``kd``, plain cross-entropy otherwise; same seed, data and
     initial weights."""
     paths, section, train = cfg.paths, cfg.distill, cfg.distill.train
     manifest = read_manifest(paths.shards)
     L.seed_everything(train.seed, verbose=False)  # identical initial weights for student and baseline
-    model = initial_student(cfg, teacher)
+    model = initial_student(cfg, teacher, keep)
     teacher = teacher if kd else None
     datamodule = distill_datamodule(paths.shards, AutoTokenizer.from_pretrained(paths.tokenizer), train.seq_len,
                                     train.batch_size, train.seed, train.val_batches, section.sft_share)
@@ -189,7 +197,7 @@ def train_student(cfg: LMForgeConfig, role: str, teacher: LlamaForCausalLM, kd: 
     # The baseline never reads the teacher's outputs, but its tokenizer and chat template come from the teacher
     # directory it is exported with: both roles are keyed on the teacher's content.
     identity = {"stage": "distill", "role": role, "kd": _kd_identity(cfg, kd=teacher is not None),
-                "teacher": teacher_hash, "init": f"{section.student_init}-{section.student_layers}",
+                "teacher": teacher_hash, "init": f"{section.student_init}-{keep}",
                 "data": data_hash(paths.shards), "recipe": train.recipe_digest()}
     ckpt_dir = paths.checkpoints / "distill" / role
     resume, meta = find_resume_checkpoint(ckpt_dir, identity, module, max_steps=train.max_steps)
