@@ -320,7 +320,7 @@ COMMANDS: dict[str, tuple[Callable[[LMForgeConfig, argparse.Namespace], Any], Ca
              "lm-eval (configs/eval/*.yaml), prints scores and the quality gate's verdict (exit 1: failed); "
              "writes an MLflow run eval-<model>."),
     "pipeline": (cmd_pipeline, _no_args,
-                 "Runs data -> pretrain -> finetune -> distill -> register -> rollout as one Prefect flow."),
+                 "Runs data -> pretrain -> finetune -> distill -> eval -> register -> rollout as one Prefect flow."),
     "status": (cmd_status, _no_args,
                "Reads dvc.yaml and <work>/.lmforge/stages/; lists the stages a pipeline run would execute (stale: "
                "inputs, params or outputs changed since their last run) and when the others last finished."),
@@ -338,6 +338,8 @@ def stages_run(args: argparse.Namespace) -> tuple[str, ...]:
         return ("ingest", "clean", "validate", "tokenize", "pack") if args.step == "all" else (args.step,)
     if args.command == "distill":
         return ("teacher_cache",) if args.step == "cache" else ("distill",)
+    if args.command == "eval" and args.model is None:
+        return ("eval",)
     if args.command == "register" and not args.no_promote:
         return ("register",)
     return (args.command,) if args.command in ("base", "pretrain", "finetune", "quantize") else ()

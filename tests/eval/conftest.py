@@ -19,9 +19,14 @@ from lmforge.config import LMForgeConfig, load_config
 def eval_cfg(tmp_path: Path) -> LMForgeConfig:
     work = tmp_path / "work"
     write_data_stage(work)
-    return load_config("tiny", overrides=[f"work_dir={work}", "data.val_fraction=0.5", "eval.qa_items=6",
-                                          "eval.ifeval_items=4", "eval.ppl_docs=2", "eval.ppl_chars=300",
-                                          "eval.max_new_tokens=12", "eval.decontam_ngram=8", "eval.batch_size=8"])
+    return load_config("tiny", overrides=eval_overrides(work))
+
+
+def eval_overrides(work: Path) -> list[str]:
+    """A small, fast eval of the fixture data under ``work``."""
+    return [f"work_dir={work}", "data.val_fraction=0.5", "eval.qa_items=6", "eval.ifeval_items=4",
+            "eval.ppl_docs=2", "eval.ppl_chars=300", "eval.max_new_tokens=12", "eval.decontam_ngram=8",
+            "eval.batch_size=8"]
 
 
 def _constant_model(source: Path, out: Path, token_id: int) -> Path:

@@ -66,7 +66,7 @@ def run_harness(target: Target, cfg: LMForgeConfig, tasks_dir: Path | None = Non
     names = [n for n in names if _has_items(eval_dir / TASK_FILES[n][1])]
     configs = [task_config(tasks_dir / TASK_FILES[n][0], eval_dir / TASK_FILES[n][1], section.max_new_tokens)
                for n in names]
-    logging.getLogger("lm_eval").setLevel(logging.WARNING)
+    _quiet_datasets()
     out = lm_eval.simple_evaluate(
         model=_model_name(target), model_args=_model_args(target, cfg), tasks=configs,
         batch_size=section.batch_size if target.base_url is None else 1, apply_chat_template=True,
@@ -137,6 +137,14 @@ def _token_counter(tokenizer_dir: Path | None):
 
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
     return lambda text: len(tokenizer.encode(text, add_special_tokens=False))
+
+
+def _quiet_datasets() -> None:
+    """No per-file progress bars from datasets' json builder (lm-eval's own request bars stay)."""
+    from datasets.utils.logging import disable_progress_bar
+
+    disable_progress_bar()
+    logging.getLogger("lm_eval").setLevel(logging.WARNING)
 
 
 def _has_items(path: Path) -> bool:
