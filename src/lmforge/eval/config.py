@@ -46,4 +46,7 @@ class EvalConfig(BaseModel):
         True, description="Registration applies the gate: a failing model gets no challenger alias and a failed "
         "quality gate that blocks promotion. False (smoke-test profiles whose models are not meant to be "
         "useful): the verdict is recorded on the version as lmforge.quality.verdict, and nothing is blocked.")
+    min_agreement: float = Field(
+        0.0, ge=0, le=1, description="Rollout: a step fails when the challenger's answers score below this "
+        "ROUGE-L against the champion's answers to the same prompts (0: not judged; degeneracy always is).")
     gate: QualityGateConfig = QualityGateConfig()

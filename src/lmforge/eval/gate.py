@@ -29,6 +29,18 @@ class QualityGateFailed(RuntimeError):
 
 
 def judge(scores: Mapping[str, float], gate: QualityGateConfig) -> QualityVerdict:
+    reasons = degeneracy_reasons(scores, gate)
+    score = scores.get("score", 0.0)
+    if score < gate.min_score:
+        reasons.append(f"score {score:.3f} (ROUGE-L vs reference) below the floor {gate.min_score}")
+    ppl = scores.get("lmforge_heldout_ppl/word_perplexity")
+    if gate.max_word_perplexity is not None and ppl is not None and ppl > gate.max_word_perplexity:
+        reasons.append(f"held-out word perplexity {ppl:.1f} above {gate.max_word_perplexity}")
+    return QualityVerdict(not reasons, tuple(reasons))
+
+
+def degeneracy_reasons(scores: Mapping[str, float], gate: QualityGateConfig) -> list[str]:
+    """The gate's reasons that read only the answers' form (``degeneracy/*`` figures), not a reference."""
     reasons = []
     empty = scores.get("degeneracy/empty_share", 1.0)
     if empty > gate.max_empty_share:
@@ -43,10 +55,4 @@ def judge(scores: Mapping[str, float], gate: QualityGateConfig) -> QualityVerdic
     eos = scores.get("degeneracy/eos_share", 0.0)
     if eos < gate.min_eos_share:
         reasons.append(f"degenerate: only {eos:.0%} of answers end (floor {gate.min_eos_share:.0%})")
-    score = scores.get("score", 0.0)
-    if score < gate.min_score:
-        reasons.append(f"score {score:.3f} (ROUGE-L vs reference) below the floor {gate.min_score}")
-    ppl = scores.get("lmforge_heldout_ppl/word_perplexity")
-    if gate.max_word_perplexity is not None and ppl is not None and ppl > gate.max_word_perplexity:
-        reasons.append(f"held-out word perplexity {ppl:.1f} above {gate.max_word_perplexity}")
-    return QualityVerdict(not reasons, tuple(reasons))
+    return reasons
