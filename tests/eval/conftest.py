@@ -13,6 +13,7 @@ from quality_cases import write_data_stage
 
 from lmforge.artifacts import atomic_dir
 from lmforge.config import LMForgeConfig, load_config
+from lmforge.eval.known_bad import force_token
 
 
 @pytest.fixture
@@ -30,23 +31,11 @@ def eval_overrides(work: Path) -> list[str]:
 
 
 def _constant_model(source: Path, out: Path, token_id: int) -> Path:
-    """A copy of the tiny model whose greedy choice is always ``token_id``: every block's output projections
-    are zero (the residual stream is the token's embedding), each embedding has a positive first coordinate,
-    and the untied output head scores only ``token_id`` along that coordinate."""
-    import torch
+    """A copy of the tiny model whose greedy choice is always ``token_id``."""
     from transformers import AutoTokenizer, LlamaForCausalLM
 
     model = LlamaForCausalLM.from_pretrained(source)
-    model.config.tie_word_embeddings = False
-    with torch.no_grad():
-        for layer in model.model.layers:
-            layer.self_attn.o_proj.weight.zero_()
-            layer.mlp.down_proj.weight.zero_()
-        embed = model.model.embed_tokens.weight  # (V, C)
-        embed[:, 0] = embed[:, 0].abs() + 1.0
-        head = torch.zeros_like(embed)
-        head[token_id, 0] = 2.0  # enough to win every argmax; more overflows lm-eval's word perplexity (math.exp)
-        model.lm_head.weight = torch.nn.Parameter(head)
+    force_token(model, token_id)
     with atomic_dir(out, {"kind": "test-fixture"}) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         AutoTokenizer.from_pretrained(source).save_pretrained(tmp)

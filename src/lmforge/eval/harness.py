@@ -4,8 +4,9 @@
     result = run_harness(Target.served("http://127.0.0.1:8000", "lmforge-tiny-student", key, tokenizer_dir), cfg)
 
 In-process, all three tasks run (QA, instructions, held-out perplexity). Served, the chat endpoint of the
-gateway answers (lm-eval's ``local-chat-completions``), so the compliance filter is part of what is scored;
-perplexity needs prompt log-probs, which a chat API does not return, so it is measured in-process only.
+gateway answers (``lmforge.eval.served``, an lm-eval model backend), so the compliance filter is part of what
+is scored; perplexity needs prompt log-probs, which a chat API does not return, so it is measured in-process
+only. In-process the chat template is applied by lm-eval; served, by the server.
 Whether an answer ended (EOS) is read from its length: fewer tokens than ``eval.max_new_tokens``.
 """
 
@@ -69,7 +70,8 @@ def run_harness(target: Target, cfg: LMForgeConfig, tasks_dir: Path | None = Non
     _quiet_datasets()
     out = lm_eval.simple_evaluate(
         model=_model_name(target), model_args=_model_args(target, cfg), tasks=configs,
-        batch_size=section.batch_size if target.base_url is None else 1, apply_chat_template=True,
+        batch_size=section.batch_size if target.base_url is None else 1,
+        apply_chat_template=target.base_url is None,
         task_manager=TaskManager(include_defaults=False), log_samples=True, bootstrap_iters=0,
         random_seed=cfg.data.seed, numpy_random_seed=cfg.data.seed, torch_random_seed=cfg.data.seed,
     )
@@ -103,17 +105,18 @@ def task_config(yaml_path: Path, data_file: Path, max_new_tokens: int) -> dict[s
 
 
 def _model_name(target: Target) -> str:
-    return "local-chat-completions" if target.base_url else "hf"
+    if target.base_url is None:
+        return "hf"
+    import lmforge.eval.served  # noqa: F401 (registers the lmforge-gateway model with lm-eval)
+
+    return "lmforge-gateway"
 
 
 def _model_args(target: Target, cfg: LMForgeConfig) -> dict[str, Any]:
     if target.base_url is None:
         return {"pretrained": str(target.model_dir), "device": "cpu", "dtype": "float32"}
-    args: dict[str, Any] = {"base_url": f"{target.base_url}/v1/chat/completions", "model": target.served_name,
-                            "max_gen_toks": cfg.eval.max_new_tokens, "num_concurrent": 1, "max_retries": 1}
-    if target.api_key:
-        args["header"] = {"Authorization": f"Bearer {target.api_key}"}
-    return args
+    return {"base_url": target.base_url, "model": target.served_name, "api_key": target.api_key,
+            "max_gen_toks": cfg.eval.max_new_tokens}
 
 
 def _answers(samples: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
