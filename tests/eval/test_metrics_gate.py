@@ -65,3 +65,12 @@ def test_every_instruction_is_checkable() -> None:
     assert not follows("punctuation:no_comma", {}, "a, b")
     ifeval = hooks.process_ifeval({"instruction_id_list": ["punctuation:no_comma"], "kwargs": [{}]}, ["ok"])
     assert ifeval["prompt_level_strict_acc"] == 1.0 and hooks.instruction_mean([[True], [False, True]]) == 2 / 3
+
+
+def test_floor_from_the_base_score() -> None:
+    gate = QualityGateConfig(min_score=0.05, min_share_of_base=1.0)
+    good = scores_of([ref for _, ref in QUESTIONS], [True] * len(QUESTIONS)) | {"score": 0.30}
+    assert judge(good, gate, base_score=0.25).passed
+    verdict = judge(good, gate, base_score=0.40)
+    assert not verdict.passed and "100% of the base's 0.400" in verdict.reasons[0]
+    assert judge(good, gate).passed  # no base measured: min_score alone

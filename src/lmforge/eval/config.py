@@ -16,6 +16,10 @@ class QualityGateConfig(BaseModel):
     min_score: float = Field(
         0.05, ge=0, le=1, description="Floor of the eval score (mean ROUGE-L F of the QA answers). Set it from "
         "a measured figure: the base model's own score on the same eval set (benchmarks/bench_quality.py).")
+    min_share_of_base: float | None = Field(
+        None, ge=0, description="With a base model (base.source), the floor is also this share of the base's own "
+        "score on the same eval set (reports/eval_base.json, measured by the eval stage); 1.0: no worse than the "
+        "base. None: min_score alone.")
     max_empty_share: float = Field(0.2, ge=0, le=1, description="Largest share of empty (whitespace) answers.")
     max_repeated_4gram_share: float = Field(
         0.5, ge=0, le=1, description="Largest mean share of an answer's word 4-grams that repeat an earlier one.")

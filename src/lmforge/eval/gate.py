@@ -28,11 +28,16 @@ class QualityGateFailed(RuntimeError):
     """A model's answers are degenerate or score below the floor; the message gives every reason."""
 
 
-def judge(scores: Mapping[str, float], gate: QualityGateConfig) -> QualityVerdict:
+def judge(scores: Mapping[str, float], gate: QualityGateConfig, base_score: float | None = None) -> QualityVerdict:
+    """``base_score``: the base model's score on the same eval set (with ``gate.min_share_of_base``, a floor)."""
     reasons = degeneracy_reasons(scores, gate)
     score = scores.get("score", 0.0)
-    if score < gate.min_score:
-        reasons.append(f"score {score:.3f} (ROUGE-L vs reference) below the floor {gate.min_score}")
+    floor, why = gate.min_score, f"the floor {gate.min_score}"
+    if gate.min_share_of_base is not None and base_score is not None and gate.min_share_of_base * base_score > floor:
+        floor = gate.min_share_of_base * base_score
+        why = f"{floor:.3f}, {gate.min_share_of_base:.0%} of the base's {base_score:.3f}"
+    if score < floor:
+        reasons.append(f"score {score:.3f} (ROUGE-L vs reference) below {why}")
     ppl = scores.get("lmforge_heldout_ppl/word_perplexity")
     if gate.max_word_perplexity is not None and ppl is not None and ppl > gate.max_word_perplexity:
         reasons.append(f"held-out word perplexity {ppl:.1f} above {gate.max_word_perplexity}")

@@ -46,21 +46,30 @@ def run_eval(cfg: LMForgeConfig, model: str, gateway: str | None = None, api_key
     model_dir, served_name = resolve_model(cfg, model)
     target = (Target.served(gateway, served_name, api_key, model_dir) if gateway else Target.local(model_dir))
     result = run_harness(target, cfg)
-    verdict = judge(result.scores, cfg.eval.gate)
+    is_base = model_dir.resolve() == cfg.paths.base.resolve()
+    verdict = judge(result.scores, cfg.eval.gate, None if is_base else base_score(cfg))
     run_id = log_to_mlflow(cfg, model, result, verdict, eval_set) if log else None
     return EvalReport(model, result.scores, str(verdict), verdict.passed, list(verdict.reasons), eval_set,
                       result.answers, run_id)
 
 
 def run_eval_stage(cfg: LMForgeConfig) -> dict[str, EvalReport]:
-    """Evaluate every trained role in-process; write ``reports/eval_<role>.json`` for the register stage."""
+    """Evaluate every trained role in-process; write ``reports/eval_<role>.json`` for the register stage.
+    A profile with a base model scores it first: its score is what ``eval.gate.min_share_of_base`` reads."""
     build_eval_set(cfg)  # the stage rebuilds it: the data it is made from may have changed
     reports = {}
-    for role in ROLES:
-        report = run_eval(cfg, str(cfg.paths.models / role))
+    has_base = (cfg.paths.base / "config.json").is_file()
+    for role in (("base",) if has_base else ()) + ROLES:
+        report = run_eval(cfg, str(cfg.paths.base if role == "base" else cfg.paths.models / role))
         write_json_atomic(report_path(cfg, role), asdict(report))
         reports[role] = report
     return reports
+
+
+def base_score(cfg: LMForgeConfig) -> float | None:
+    """The base model's eval score, when the eval stage has measured it."""
+    report = read_report(cfg, "base")
+    return report["scores"].get("score") if report else None
 
 
 def report_path(cfg: LMForgeConfig, role: str) -> Path:
