@@ -26,6 +26,12 @@ def test_eval_set_is_held_out_and_decontaminated(eval_cfg: LMForgeConfig) -> Non
     assert all(r["instruction_id_list"] for r in ifeval)
 
 
+def test_a_small_split_reuses_qa_prompts_for_instructions(eval_cfg: LMForgeConfig) -> None:
+    cfg = eval_cfg.model_copy(update={"eval": eval_cfg.eval.model_copy(update={"qa_items": 8, "ifeval_items": 4})})
+    summary = build_eval_set(cfg)
+    assert (summary.qa_items, summary.ifeval_items) == (8, 4)  # 10 clean held-out pairs: 2 prompts serve both
+
+
 def test_overlap_finds_shared_ngrams_only() -> None:
     hits = overlapping({"a": "one two three four five", "b": "six seven eight nine ten"},
                        {"train": iter(["x one two three four y"])}, 4)

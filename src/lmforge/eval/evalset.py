@@ -56,7 +56,9 @@ def build_eval_set(cfg: LMForgeConfig) -> EvalSetSummary:
     dropped = set().union(*hits.values())
     clean_pairs = [r for r in pairs if f"pair:{r['id']}" not in dropped]
     qa = clean_pairs[:section.qa_items]
-    instructed = clean_pairs[section.qa_items:section.qa_items + section.ifeval_items]
+    # Instruction items take pairs the QA task did not use, then (a small validation split) the QA prompts again:
+    # held out either way, and the instruction makes it another task.
+    instructed = (clean_pairs[section.qa_items:] + qa)[:section.ifeval_items]
     heldout = [d for d in docs if f"doc:{d['id']}" not in dropped]
     if not qa:
         raise ValueError(f"no held-out instruction pair left for the eval set ({len(pairs)} in "
