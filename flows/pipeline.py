@@ -1,4 +1,5 @@
-"""The whole chain as one Prefect flow: base -> data -> pretrain -> finetune -> distill -> register -> rollout.
+"""The whole chain as one Prefect flow: base -> data -> pretrain -> finetune -> distill -> eval -> register ->
+rollout.
 
     lmforge pipeline                 # or: python -m flows.pipeline
     lmforge pipeline --profile small --set pretrain.train.max_steps=2000
@@ -16,6 +17,7 @@ from prefect import flow
 from flows.common import LEDGER, load
 from flows.data import data_flow
 from flows.distill import distill_flow
+from flows.eval import eval_flow
 from flows.register import register_flow
 from flows.rollout import rollout_flow
 from flows.train import base_flow, finetune_flow, pretrain_flow
@@ -46,7 +48,7 @@ def _run_chain(cfg, profile: str, overrides: list[str] | None, input_path: str |
            "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "timings": timings}
 
     def timed(name, fn, **kwargs):
-        print(f"lmforge pipeline: {name} ({len(timings) + 1}/{7 if rollout else 6}) ...")
+        print(f"lmforge pipeline: {name} ({len(timings) + 1}/{8 if rollout else 7}) ...")
         start = time.perf_counter()
         out[name] = fn(profile=profile, overrides=overrides, **kwargs)
         timings[name] = round(time.perf_counter() - start, 1)
@@ -59,6 +61,7 @@ def _run_chain(cfg, profile: str, overrides: list[str] | None, input_path: str |
         timed("pretrain", pretrain_flow)
         timed("finetune", finetune_flow)
         timed("distill", distill_flow)
+        timed("eval", eval_flow)
         timed("register", register_flow, replace_champion=False)  # a new version is canaried by the rollout
         if rollout:
             run["rollout"] = _rollout_summary(timed("rollout", rollout_flow))

@@ -6,7 +6,7 @@ import pytest
 
 from lmforge.cli import COMMANDS, build_parser, main
 
-STAGES = ["ingest", "data", "pretrain", "finetune", "distill", "register", "serve", "rollout", "pipeline"]
+STAGES = ["ingest", "data", "pretrain", "finetune", "distill", "eval", "register", "serve", "rollout", "pipeline"]
 
 
 @pytest.mark.parametrize("name", sorted(COMMANDS))

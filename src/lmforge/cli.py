@@ -154,6 +154,33 @@ def cmd_rollback(cfg: LMForgeConfig, args: argparse.Namespace) -> Any:
     return rollback(cfg, args.model, by=by, reason=args.reason)
 
 
+def cmd_eval(cfg: LMForgeConfig, args: argparse.Namespace) -> Any:
+    from lmforge.eval.gate import QualityGateFailed
+    from lmforge.eval.stage import run_eval, run_eval_stage
+
+    if args.model is None:
+        reports = run_eval_stage(cfg)
+        return {role: {"verdict": r.verdict, "scores": r.scores} for role, r in reports.items()}
+    report = run_eval(cfg, args.model, gateway=args.gateway, api_key=args.api_key or _first_key())
+    print(json.dumps({"model": report.model, "scores": report.scores, "verdict": report.verdict,
+                      "mlflow_run": report.run_id}, indent=2))
+    if not report.passed:
+        raise QualityGateFailed(f"{report.model}: {report.verdict}")
+    return None
+
+
+def _first_key() -> str | None:
+    return (envs.LMFORGE_API_KEYS.get() or "").split(",")[0].strip() or None
+
+
+def _args_eval(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", help="a model directory or models:/NAME@ALIAS (or /VERSION); default: every trained "
+                                   "role of the profile (teacher, student), written to reports/eval_<role>.json")
+    p.add_argument("--gateway", help="score the model as served here (e.g. http://127.0.0.1:8000), through the "
+                                     "compliance filter; --model then names the served model")
+    p.add_argument("--api-key", help="the gateway's API key (default: the first of LMFORGE_API_KEYS)")
+
+
 def cmd_pipeline(cfg: LMForgeConfig, args: argparse.Namespace) -> Any:
     from flows.pipeline import run_pipeline_flow
 
@@ -286,8 +313,12 @@ COMMANDS: dict[str, tuple[Callable[[LMForgeConfig, argparse.Namespace], Any], Ca
                  "Reads the promotion log; moves alias champion back to the previous champion (logged) and, when "
                  "the stack serves the model, switches the gateway to that version's vLLM (kept warm "
                  "serve.previous_champion_grace_s after a promotion, else started) with no request refused."),
+    "eval": (cmd_eval, _args_eval,
+             "Reads shards/sft_*.jsonl, clean/ (eval set in eval/, decontaminated) and --model; scores it with "
+             "lm-eval (configs/eval/*.yaml), prints scores and the quality gate's verdict (exit 1: failed); "
+             "writes an MLflow run eval-<model>."),
     "pipeline": (cmd_pipeline, _no_args,
-                 "Runs data -> pretrain -> finetune -> distill -> register -> rollout as one Prefect flow."),
+                 "Runs data -> pretrain -> finetune -> distill -> eval -> register -> rollout as one Prefect flow."),
     "status": (cmd_status, _no_args,
                "Reads dvc.yaml and <work>/.lmforge/stages/; lists the stages a pipeline run would execute (stale: "
                "inputs, params or outputs changed since their last run) and when the others last finished."),
@@ -303,10 +334,10 @@ def stages_run(args: argparse.Namespace) -> tuple[str, ...]:
     """The ``dvc.yaml`` stages a finished subcommand ran (their records let ``lmforge status`` agree with DVC).
 
     None for a user's ``--input`` (the DVC stage reads the shipped sample) or ``register --no-promote`` (the
-    DVC stage promotes)."""
+    DVC stage promotes) or ``eval --model`` (one model, not the stage)."""
     from lmforge.ops.stages import dvc_stages
 
-    if getattr(args, "input", None) or getattr(args, "no_promote", False):
+    if getattr(args, "input", None) or getattr(args, "no_promote", False) or getattr(args, "model", None):
         return ()
     return dvc_stages(args.command, getattr(args, "step", None))
 

@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from lmforge import envs
+from lmforge.eval.config import EvalConfig
 from lmforge.inference_config import GenerationSettings, QuantizeConfig
 from lmforge.paths import Paths
 from lmforge.sections import Section as _Section
@@ -350,6 +351,7 @@ class LMForgeConfig(BaseModel):
     generation: GenerationSettings = GenerationSettings()
     serve: ServeConfig = ServeConfig()
     rollout: RolloutConfig = RolloutConfig()
+    eval: EvalConfig = EvalConfig()
 
     @model_validator(mode="after")
     def _student_is_smaller(self) -> LMForgeConfig:

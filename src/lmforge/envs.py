@@ -103,6 +103,7 @@ def offline_defaults(state: Path) -> dict[str, str]:
         # Hugging Face: never try the hub.
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",  # lm-eval loads the eval set through datasets' local json builder
         "HF_HOME": str(state / "hf"),
         "HF_HUB_DISABLE_TELEMETRY": "1",
         "TOKENIZERS_PARALLELISM": "false",

@@ -52,3 +52,7 @@ class Paths(BaseModel):
     @property
     def reports(self) -> Path:
         return self.work_dir / "reports"
+
+    @property
+    def eval_set(self) -> Path:
+        return self.work_dir / "eval"

@@ -72,7 +72,7 @@ def test_dvc_repro_data_stages_then_nothing_to_do(scratch_repo: tuple[Path, dict
     # DVC and lmforge agree on what is stale: the stage commands dvc ran left lmforge's records, and one
     # changed param makes the same stages stale for both.
     lmforge = [str(Path(sys.executable).parent / "lmforge"), "status"]
-    assert json.loads(_run(lmforge, repo, env))["stale"] == ["pretrain", "finetune", "teacher_cache", "distill",
+    assert json.loads(_run(lmforge, repo, env))["stale"] == ["pretrain", "finetune", "teacher_cache", "distill", "eval",
                                                              "register", "quantize"]
     tiny = yaml.safe_load((repo / "configs" / "tiny.yaml").read_text())
     tiny["data"]["vocab_size"] = 600

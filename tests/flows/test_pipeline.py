@@ -48,14 +48,14 @@ def test_pipeline_end_to_end(prefect_harness, free_port, tmp_path: Path) -> None
 
         # A re-run with nothing changed executes no stage body and keeps the running endpoint.
         again = pipeline_flow(profile="tiny", overrides=overrides)
-        assert {e["status"] for e in again["ledger"]} == {"cached"} and len(again["ledger"]) == 9
+        assert {e["status"] for e in again["ledger"]} == {"cached"} and len(again["ledger"]) == 10
         assert again["stages"]["rollout"]["version"] == served["version"]
         assert "Cached: ingest, clean, validate" in (cfg.paths.reports / "pipeline.md").read_text()
 
         # One changed section re-runs that stage and what depends on it; the new student is canaried.
         changed = pipeline_flow(profile="tiny", overrides=[*overrides, "finetune.train.lr=0.002"])
         ran = [e["stage"] for e in changed["ledger"] if e["status"] == "ran"]
-        assert ran == ["finetune", "distill", "register"]
+        assert ran == ["finetune", "distill", "eval", "register"]
         assert changed["stages"]["finetune"]["run_id"] != report["stages"]["finetune"]["run_id"]
         outcome = changed["stages"]["rollout"]["rollout"]
         assert outcome["decision"] in ("promote", "rollback"), outcome

@@ -25,9 +25,11 @@ from mlflow.types import ColSpec, Schema
 from lmforge import lineage
 from lmforge.artifacts import require_complete
 from lmforge.config import LMForgeConfig
+from lmforge.eval.stage import answers_table
 from lmforge.generation import sampling_defaults
 from lmforge.registry.curves import metric_history, plot_curves
 from lmforge.registry.pyfunc import HF_ARTIFACT, HFTextGenerator
+from lmforge.registry.quality import EVAL_ANSWERS, SIDE_BY_SIDE, card_section, champion_answers, side_by_side
 from lmforge.registry.review import compliance_report, model_card, sample_generations
 from lmforge.registry.tracking import access_checked, setup_tracking
 
@@ -74,12 +76,16 @@ def register_model(
     parent_run_id: str | None = None,
     data_tags: dict[str, str] | None = None,
     data_validation: Path | None = None,
+    quality: dict | None = None,
+    challenger: bool = True,
 ) -> RegisteredVersion:
     """Log ``model_dir`` with its dossier and create a registered model version aliased ``challenger``.
 
     ``parent_run_id``: the run that trained the model; its loss and perplexity curves go into the dossier as
     images. ``data_validation``: the data stage's ``validation/`` (the Great Expectations result and Data Docs of
-    the data the model was trained on), copied into the dossier."""
+    the data the model was trained on), copied into the dossier. ``quality``: the model's eval report
+    (``lmforge.eval``): its scores become metrics, its answers a table beside the champion's. ``challenger=False``
+    registers the version for the record without the ``challenger`` alias (a failed quality gate)."""
     model_dir = Path(model_dir)
     meta = check_model_dir(model_dir)  # before touching MLflow: nothing half-registered
     setup_tracking(cfg)
@@ -103,6 +109,9 @@ def register_model(
                                                 "vocab_size", "max_position_embeddings")}
 
     action = f"register a version of {name!r}"
+    with access_checked(action):
+        champion_version, champion_rows = champion_answers(name)
+    versus = side_by_side(quality["answers"], champion_rows) if quality else None
     with access_checked(action), mlflow.start_run(run_name=f"register-{role}", tags=tags) as run:
         mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
         mlflow.log_metric("compliance_violation_rate", report.violation_rate)
@@ -111,7 +120,12 @@ def register_model(
                           "completion": [s["completion"] for s in samples]}, "review/samples.json")
         mlflow.log_dict(asdict(report), "review/compliance_report.json")
         mlflow.log_dict({"gates": gates, "metrics": metrics, "lineage": tags}, "review/dossier.json")
+        if quality:
+            mlflow.log_metrics({f"eval/{k}": float(v) for k, v in quality["scores"].items()})
+            mlflow.log_table(answers_table(quality["answers"]), EVAL_ANSWERS)
+            mlflow.log_table(versus, SIDE_BY_SIDE)
         card = model_card(name, role, metrics, tags, samples, report, arch, sampling_defaults(model_dir))
+        card += "\n" + card_section(quality, versus or {}, champion_version)
         mlflow.log_text(card, "review/model_card.md")
         with tempfile.TemporaryDirectory() as tmp:
             (Path(tmp) / "lmforge_lineage.json").write_text(json.dumps(tags, indent=2))
@@ -147,7 +161,8 @@ def register_model(
             client.update_registered_model(name, description=f"lmforge {role} models of profile {cfg.profile}")
             from lmforge.registry.promote import move_alias
 
-            move_alias(cfg, name, CHALLENGER, version.version, by="lmforge register", reason="new version")
+            if challenger:
+                move_alias(cfg, name, CHALLENGER, version.version, by="lmforge register", reason="new version")
         except BaseException:
             client.delete_model_version(name, version.version)
             raise

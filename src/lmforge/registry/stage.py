@@ -1,7 +1,9 @@
 """Register stage: teacher, KD student and no-KD baseline, with the gates their stages recorded.
 
-Reads ``validation/result.json`` (data gate), ``reports/distill.json`` (distillation gate and perplexities)
-and each ``models/<role>/lmforge.json``; writes MLflow model versions and ``reports/register.json``.
+Reads ``validation/result.json`` (data gate), ``reports/distill.json`` (distillation gate and perplexities),
+``reports/eval_<role>.json`` (quality gate, the eval stage's) and each ``models/<role>/lmforge.json``; writes
+MLflow model versions and ``reports/register.json``. With ``eval.gate_registration`` a model whose answers are
+degenerate or score below the floor gets a failed quality gate and no ``challenger`` alias.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from mlflow.exceptions import MlflowException
 from lmforge import lineage
 from lmforge.artifacts import write_json_atomic
 from lmforge.config import LMForgeConfig
+from lmforge.eval.stage import read_report as read_eval_report
 from lmforge.registry.promote import PromotionRefused, promote_to_champion
 from lmforge.registry.register import RegisteredVersion, register_model
 
@@ -34,11 +37,18 @@ def register_all(cfg: LMForgeConfig, promote: bool = True) -> dict[str, Register
         gates = {"data": data_gate, "distill": _distill_gate(role, distill)}
         if role == "baseline":
             gates["servable"] = "failed: the no-KD baseline is a reference, not a release"
+        tags = {**data_tags, "lmforge.data_hash": meta.get("data_manifest_sha256", "")}
+        quality = read_eval_report(cfg, role) if role != "baseline" else None
+        if role != "baseline" and cfg.eval.gate_registration:
+            gates["quality"] = _quality_verdict(quality)
+        elif role != "baseline":  # recorded for review, blocking nothing
+            tags["lmforge.quality.verdict"] = _quality_verdict(quality)
         versions[role] = register_model(
             cfg, role, model_dir, _metrics(role, meta, distill), gates,
             parent_run_id=meta.get("run_id"),
-            data_tags={**data_tags, "lmforge.data_hash": meta.get("data_manifest_sha256", "")},
-            data_validation=cfg.paths.validation,
+            data_tags=tags,
+            data_validation=cfg.paths.validation, quality=quality,
+            challenger=gates.get("quality", "passed") == "passed",
         )
     outcome = {"promoted": None, "refused": None, "serve_role": served_role(cfg)}
     if promote:
@@ -77,6 +87,12 @@ def recorded_versions_exist(cfg: LMForgeConfig) -> bool:
     except (OSError, ValueError, KeyError, TypeError, MlflowException):
         return False
     return True
+
+
+def _quality_verdict(report: dict | None) -> str:
+    if report is None:
+        return "failed: not measured (run `lmforge eval` before registering)"
+    return report["verdict"]
 
 
 def _data_gate(cfg: LMForgeConfig) -> str:

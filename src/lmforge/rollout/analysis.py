@@ -157,9 +157,11 @@ class StepResult:
 
 
 def judge_step(
-    share: int, mode: str, challenger: ArmFigures, champion: ArmFigures | None, cfg: RolloutConfig
+    share: int, mode: str, challenger: ArmFigures, champion: ArmFigures | None, cfg: RolloutConfig,
+    quality_failures: Sequence[str] = (),
 ) -> StepResult:
-    failures: list[str] = []
+    """``quality_failures``: why the challenger's answers are worse than the champion's (lmforge.rollout.quality)."""
+    failures: list[str] = list(quality_failures)
     ratio: float | None = None
     compared: list[LatencyComparison] = []
     if challenger.requests == 0:

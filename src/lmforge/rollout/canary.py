@@ -47,7 +47,8 @@ from lmforge.rollout.champion import (
     record_serving_settings,
     serves,
 )
-from lmforge.rollout.traffic import send_requests, warm_up
+from lmforge.rollout.quality import quality_failures
+from lmforge.rollout.traffic import ClientTally, direct_answers, send_requests, warm_up
 from lmforge.serve.admin import AdminClient
 from lmforge.serve.engine import VLLMEngine
 from lmforge.serve.handover import adopt_engine, start_challenger, warm_previous
@@ -134,10 +135,11 @@ def roll_out(cfg: LMForgeConfig, plan: Plan, engine: VLLMEngine, gateway_url: st
             observed = _collect(admin, state["cursor"], tally.sent)
             champion_seen = [*champion_seen, *(o for o in observed if o.arm == "champion" and not o.mirrored)]
             champion_seen = champion_seen[-rollout.requests_per_step:]
+            quality = _quality_failures(cfg, plan, engine, tally)
             step = judge_step(share, rollout.mode, arm_figures([o for o in observed if o.arm == "challenger"]),
-                              arm_figures(champion_seen) if champion_seen else None, rollout)
+                              arm_figures(champion_seen) if champion_seen else None, rollout, quality)
             results.append(step)
-            report["steps"].append({**step.to_dict(), "client": tally.to_dict()})
+            report["steps"].append({**step.to_dict(), "client": tally.to_dict(), "quality_failures": quality})
             decision = decide(results, rollout)
             log.info("step %s%% %s: %s", share, "passed" if step.passed else "failed", decision.reason)
         report.update(_finish(cfg, plan, engine, admin, decision, policy_path))
@@ -150,6 +152,17 @@ def roll_out(cfg: LMForgeConfig, plan: Plan, engine: VLLMEngine, gateway_url: st
         admin.close()
     _record(cfg, plan, report, began)
     return report
+
+
+def _quality_failures(cfg: LMForgeConfig, plan: Plan, engine: VLLMEngine, tally: ClientTally) -> list[str]:
+    """Is the challenger's answering worse than the champion's? Canary: the answers clients got from each arm;
+    shadow: the champion's answers against the challenger's own to the same prompts (asked directly)."""
+    champion = tally.answers_of("champion")
+    if cfg.rollout.mode == "canary":
+        challenger = tally.answers_of("challenger")
+    else:
+        challenger = direct_answers(engine.base_url, plan.model, list(champion), cfg.rollout.max_tokens)
+    return quality_failures(challenger, champion, cfg.eval)
 
 
 def _finish(

@@ -14,6 +14,7 @@ clients actually got.
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from collections import Counter
@@ -32,6 +33,15 @@ class ClientTally:
     versions: Counter[str] = field(default_factory=Counter)
     arms: Counter[str] = field(default_factory=Counter)
     sent: int = 0  # requests the gateway routed (429s excluded)
+    answers: list[tuple[str, str, str]] = field(default_factory=list)  # (arm, prompt, text) of each 200 answer
+
+    def answers_of(self, arm: str) -> dict[str, list[str]]:
+        """Prompt -> the texts ``arm`` answered it with (as clients got them: filtered)."""
+        out: dict[str, list[str]] = {}
+        for who, prompt, text in self.answers:
+            if who == arm:
+                out.setdefault(prompt, []).append(text)
+        return out
 
     def to_dict(self) -> dict:
         return {"sent": self.sent, "statuses": dict(self.statuses), "versions": dict(self.versions),
@@ -47,7 +57,9 @@ def send_requests(
         for prompt, stream in plan_requests(cfg, n, rng):
             body = {"model": model, "messages": [{"role": "user", "content": prompt}],
                     "max_tokens": cfg.max_tokens, "temperature": 0.0, "stream": stream}
-            status, headers = _send(http, body)
+            status, headers, text = _send(http, body)
+            if status == 200:
+                tally.answers.append((headers.get("x-lmforge-arm", "?"), prompt, text))
             tally.statuses[status] += 1
             if status != 429:
                 tally.sent += 1
@@ -83,18 +95,46 @@ def warm_up(vllm_url: str, model: str, cfg: RolloutConfig, timeout: float = 120.
     return answered
 
 
-def _send(http: httpx.Client, body: dict) -> tuple[int, httpx.Headers]:
+def direct_answers(vllm_url: str, model: str, prompts: list[str], max_tokens: int,
+                   timeout: float = 120.0) -> dict[str, list[str]]:
+    """Each prompt answered once by a vLLM server directly (greedy, unfiltered): in shadow mode the challenger's
+    answers through the gateway are measured and dropped, so this is what its answers are compared on."""
+    out: dict[str, list[str]] = {}
+    with httpx.Client(base_url=vllm_url, timeout=timeout) as http:
+        for prompt in dict.fromkeys(prompts):
+            body = {"model": model, "messages": [{"role": "user", "content": prompt}], "max_tokens": max_tokens,
+                    "temperature": 0.0, "stream": False}
+            try:
+                r = http.post("/v1/chat/completions", json=body)
+            except httpx.HTTPError:
+                continue  # an unreachable challenger fails its step on errors, not here
+            if r.status_code == 200:
+                out[prompt] = [answer_text(r.text.splitlines(), streamed=False)]
+    return out
+
+
+def _send(http: httpx.Client, body: dict) -> tuple[int, httpx.Headers, str]:
     for _ in range(MAX_RATE_LIMIT_RETRIES):
         try:
             with http.stream("POST", "/v1/chat/completions", json=body) as r:
-                for _line in r.iter_lines():  # read it all: a streamed answer is measured to its end
-                    pass
+                lines = list(r.iter_lines())  # read it all: a streamed answer is measured to its end
         except httpx.HTTPError:
-            return 599, httpx.Headers()  # the gateway itself did not answer
+            return 599, httpx.Headers(), ""  # the gateway itself did not answer
         if r.status_code != 429:
-            return r.status_code, r.headers
+            return r.status_code, r.headers, answer_text(lines, body["stream"]) if r.status_code == 200 else ""
         time.sleep(min(float(r.headers.get("retry-after", "1")), 10.0))
-    return 429, r.headers
+    return 429, r.headers, ""
+
+
+def answer_text(lines: list[str], streamed: bool) -> str:
+    """The assistant's text of a chat completion: the message, or the streamed deltas joined."""
+    try:
+        if not streamed:
+            return json.loads("\n".join(lines))["choices"][0]["message"]["content"] or ""
+        chunks = [json.loads(line[5:]) for line in lines if line.startswith("data:") and "[DONE]" not in line]
+        return "".join((c["choices"][0].get("delta") or {}).get("content") or "" for c in chunks if c.get("choices"))
+    except (ValueError, KeyError, IndexError, TypeError):
+        return ""  # a body that is not a chat completion: scored as an empty answer
 
 
 def _shuffled_cycle(prompts: list[str], n: int, rng: random.Random) -> list[str]:
