@@ -384,7 +384,7 @@ USER_ERRORS = (ValueError, FileNotFoundError, PermissionError, ConnectionError, 
 USER_ERROR_NAMES = frozenset({
     "IncompleteArtifactError", "DataGateError", "GateFailed", "PromotionRefused", "TrackingUnavailable",
     "WorkDirBusy", "EngineError", "AdminError", "AuthConfigError", "QuantizeError", "QuantizeGateError",
-    "RateLimitStorageError"})
+    "RateLimitStorageError", "QualityGateFailed"})
 
 
 def is_user_error(err: BaseException) -> bool:
