@@ -5,7 +5,7 @@ PYTHON  ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
-PROFILE ?= tiny
+PROFILE ?= smollm2
 UV_VERSION := 0.13.9
 # The CPU torch wheel lies on disk; pip's config knows where, uv does not read pip's config.
 FIND_LINKS := $(or $(shell $(PYTHON) -m pip config get global.find-links 2>/dev/null),/opt/wheels)
