@@ -15,8 +15,8 @@ Rule kinds (``params`` per kind):
 
 Every rule knows its ``reach``: how many characters past a match start it can read (longest match plus
 lookahead). The policy window is the largest reach, the smallest hold-back that lets a streaming filter see
-every match whole; ``regex_anchor`` finds the rare literal a regex's every match holds near its start, which
-lets the streaming filter hold back less where that literal is absent (see ``lmforge.compliance.streaming``).
+every match whole (``regex_shape.regex_reach``; ``regex_shape`` also finds what lets the streaming filter hold
+back less, see ``lmforge.compliance.incremental``).
 A malformed policy raises ``PolicyError`` naming the file, the rule and what is wrong.
 """
 
