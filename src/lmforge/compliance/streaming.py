@@ -25,11 +25,10 @@ plus a regex's last ``reach`` characters again each time it runs (its matches th
 stream whose voucher is absent runs no regex, and on prose most of them sleep until a character their
 voucher needs arrives (see ``regex_stream.SeenChars``). Scans come half the unsettled length apart, at least
 ``MIN_SPACING`` characters and ``SPACING_PER_WOKEN`` per stream woken from sleep, so a re-read costs at most ~2x the
-text for any regex and the fixed cost of a scan stays small; the shipped policy over 4-character chunks costs
-~0.6 ms/KB on prose and on PII-dense text on 2 idle cores (~2x ``apply_policy``). On long texts the spacing grows to
-``len / 256`` so that joining the chunks stays linear too. Latency: the first text leaves once ``hold``
-characters have come after it, then in steps of the spacing (61 characters on prose with the shipped policy;
-~360 on PII-dense text, where 13 streams are woken). Fail closed: an exception inside blocks the stream.
+text for any regex and the fixed cost of a scan stays small (measured figures: ``benchmarks/README.md``). On
+long texts the spacing grows to ``len / 256`` so that joining the chunks stays linear too. Latency: the first
+text leaves once ``hold`` characters have come after it, then in steps of the spacing (more where digits or an
+``@`` have woken streams). Fail closed: an exception inside blocks the stream.
 """
 
 from __future__ import annotations
