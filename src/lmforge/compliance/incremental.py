@@ -102,7 +102,7 @@ class IncrementalScan:
         for rule in self._rules:
             rule.ready(upto, self._pending)
         settled = []
-        while self._pending and self._pending[0][0][0] <= upto:
+        while self._pending and self._pending[0][0].start <= upto:
             _, v = heapq.heappop(self._pending)
             start, end = v.span  # type: ignore[misc]
             if v.action == "redact":
@@ -117,6 +117,14 @@ class IncrementalScan:
         """Streams awake that could sleep (their least-hold voucher needs some character): on prose they do,
         so these are what a scan costs more for on text with PII in it."""
         return len(self._streams) - self._sleepless - self._seen.sleeping
+
+
+class _PiiOrder(NamedTuple):
+    """``find_pii``'s order of candidates: earliest start, then longest, then the detector's position."""
+
+    start: int
+    minus_length: int
+    detector_index: int
 
 
 class _RegexRuleScan:
@@ -148,7 +156,7 @@ class _PiiRuleScan:
         self._rule, self._index = rule, index
         self._detectors = [(detector, RegexStream(spec, seen)) for detector, spec in specs]
         self.streams = [stream for _, stream in self._detectors]
-        self._candidates: list[tuple[tuple[int, int, int], PiiMatch]] = []  # a heap, in find_pii's order
+        self._candidates: list[tuple[_PiiOrder, PiiMatch]] = []  # a heap, in find_pii's order
         self._chosen_to = 0  # end of the last match find_pii would keep
 
     def run(self, text: str, below: int, final: bool, pending: list[tuple[ScanOrder, Verdict]]) -> None:
@@ -158,12 +166,12 @@ class _PiiRuleScan:
                 continue  # as above
             for m in stream.advance(text, final):
                 if (match := detector.confirm(text, m)) is not None:
-                    heapq.heappush(self._candidates, ((match.start, match.start - match.end, i), match))
+                    heapq.heappush(self._candidates, (_PiiOrder(match.start, match.start - match.end, i), match))
 
     def ready(self, upto: int, pending: list[tuple[ScanOrder, Verdict]]) -> None:
         """Push the candidates starting at or before ``upto`` that ``find_pii`` keeps onto ``pending``: every
         candidate sorted before them is known (each detector has run past ``upto``)."""
-        while self._candidates and self._candidates[0][0][0] <= upto:
+        while self._candidates and self._candidates[0][0].start <= upto:
             _, match = heapq.heappop(self._candidates)
             if match.start >= self._chosen_to:
                 self._chosen_to = match.end
@@ -203,7 +211,6 @@ def _pii_specs(rule: Rule, window: int) -> tuple[tuple[Any, StreamSpec], ...]:
         specs.append((d, StreamSpec(d.search_pattern, reach, _vouchers(d.pattern, gate), closure)))
     assert all(spec.reach <= window for _, spec in specs), "a PII detector reaches past the policy window"
     return tuple(specs)
-
 
 
 @dataclass(frozen=True)
