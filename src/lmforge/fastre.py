@@ -1,7 +1,7 @@
 """Compile a regex that opens with a lookbehind so that ``re`` can skip ahead to where a match may start.
 
     fast_compile(r"(?<![\\w-])\\d{3}([- ])\\d{2}\\1\\d{4}")
-    # re.compile(r"\\d(?<!(?:[\\w-])\\d)\\d{2}([- ])\\d{2}\\1\\d{4}"): the same matches, ~5x faster on prose
+    # re.compile(r"\\d(?<!(?:[\\w-])\\d)\\d{2}([- ])\\d{2}\\1\\d{4}"): the same matches, found faster
 
 CPython's ``re`` searches fast only when a pattern opens with a literal or a character class: it then scans
 for that character in C and tries the pattern only there. A pattern that opens with a lookbehind (the PII
@@ -20,14 +20,15 @@ other shapes, and those whose opening characters are common in prose (an email's
 the scan would not pay, are compiled as they are.
 
 ``ascii_twin`` compiles a regex with ``re.ASCII`` where that matches the same on ASCII text (most replies are
-ASCII): ``re`` then tests ``\\d``, ``\\w`` and case by table instead of by Unicode database, ~15% faster.
+ASCII): ``re`` then tests ``\\d``, ``\\w`` and case by table instead of by Unicode database (figures:
+``benchmarks/README.md``).
 """
 
 from __future__ import annotations
 
 import re
-import re._constants as re_constants
-import re._parser as re_parser  # stdlib regex parser: (min, max) width
+
+from lmforge import re_syntax
 
 _FLAGS = re.compile(r"\(\?[aiLmsux]+\)")  # global inline flags, which must stay first
 # A quantifier, then its mode: "?" lazy, "+" possessive.
@@ -66,7 +67,7 @@ def ascii_twin(regex: re.Pattern[str]) -> re.Pattern[str]:
     (Unicode counts ``\\x1c``-``\\x1f`` as space) nor, under IGNORECASE, on a non-ASCII literal or range (the
     Kelvin sign matches "k"): a pattern with either keeps its one form. Use the twin only on text where
     ``str.isascii()``; a prefix that is ASCII will do, for a search that reads only that prefix."""
-    tree = re_parser.parse(regex.pattern, regex.flags)
+    tree = re_syntax.parse(regex)
     if regex.flags & re.ASCII or not _ascii_alike(tree, bool(regex.flags & re.IGNORECASE)):
         return regex
     try:
@@ -75,38 +76,38 @@ def ascii_twin(regex: re.Pattern[str]) -> re.Pattern[str]:
         return regex
 
 
-def _ascii_alike(tree: re_parser.SubPattern, ignorecase: bool) -> bool:
+def _ascii_alike(tree: re_syntax.Tree, ignorecase: bool) -> bool:
     """True if nothing in ``tree`` matches an ASCII character differently under ``re.ASCII``."""
     for op, av in tree.data:
-        if op in (re_constants.LITERAL, re_constants.NOT_LITERAL):
+        if op in (re_syntax.LITERAL, re_syntax.NOT_LITERAL):
             if ignorecase and av > 127:
                 return False
-        elif op is re_constants.IN:
+        elif op is re_syntax.IN:
             for item, value in av:
-                if item is re_constants.CATEGORY and value in _SPACES:
+                if item is re_syntax.CATEGORY and value in _SPACES:
                     return False
-                if ignorecase and (item is re_constants.LITERAL and value > 127
-                                   or item is re_constants.RANGE and value[1] > 127):
+                if ignorecase and (item is re_syntax.LITERAL and value > 127
+                                   or item is re_syntax.RANGE and value[1] > 127):
                     return False
-        elif op is re_constants.SUBPATTERN:
+        elif op is re_syntax.SUBPATTERN:
             _, add, remove, sub = av
             if not _ascii_alike(sub, (ignorecase or bool(add & re.IGNORECASE)) and not remove & re.IGNORECASE):
                 return False
         else:
-            subs = av[-1] if op in (re_constants.BRANCH, re_constants.MAX_REPEAT, re_constants.MIN_REPEAT,
-                                    re_constants.POSSESSIVE_REPEAT, re_constants.ASSERT, re_constants.ASSERT_NOT) \
-                else av[1:] if op is re_constants.GROUPREF_EXISTS else [av] if op is re_constants.ATOMIC_GROUP else []
+            subs = av[-1] if op in (re_syntax.BRANCH, re_syntax.MAX_REPEAT, re_syntax.MIN_REPEAT,
+                                    re_syntax.POSSESSIVE_REPEAT, re_syntax.ASSERT, re_syntax.ASSERT_NOT) \
+                else av[1:] if op is re_syntax.GROUPREF_EXISTS else [av] if op is re_syntax.ATOMIC_GROUP else []
             for sub in subs if isinstance(subs, list | tuple) else [subs]:
                 if sub is not None and not _ascii_alike(sub, ignorecase):
                     return False
     return True
 
 
-_SPACES = (re_constants.CATEGORY_SPACE, re_constants.CATEGORY_NOT_SPACE)
+_SPACES = (re_syntax.CATEGORY_SPACE, re_syntax.CATEGORY_NOT_SPACE)
 
 
 def _width(regex: re.Pattern[str]) -> tuple[int, int]:
-    return re_parser.parse(regex.pattern, regex.flags).getwidth()
+    return re_syntax.width(regex)
 
 
 def hoist_lookbehind(pattern: str, only_rare: bool = True, flags: int = 0) -> str:

@@ -26,7 +26,6 @@ from __future__ import annotations
 import ipaddress
 import math
 import re
-import re._parser as sre_parse  # stdlib regex parser: gives each pattern's (min, max) match width
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ import phonenumbers
 from stdnum import iban, luhn
 from stdnum.us import ssn
 
+from lmforge import re_syntax
 from lmforge.fastre import ascii_twin, faster
 
 PII_KINDS = ("EMAIL", "PHONE", "CREDIT_CARD", "IBAN", "SSN", "IP_ADDRESS", "SECRET")
@@ -255,7 +255,7 @@ class _Detector:
     @property
     def max_chars(self) -> int:
         """Characters past a match start this detector reads: the longest match, plus the context after it."""
-        width = sre_parse.parse(self.pattern.pattern, self.pattern.flags).getwidth()[1]
+        width = re_syntax.width(self.pattern)[1]
         return width + (CUE_CHARS if self.context is not None else 0)
 
 

@@ -12,7 +12,8 @@ import pytest
 from lmforge import pii
 from lmforge.compliance import PolicyError, apply_policy, load_policy, parse_policy
 from lmforge.compliance.cli import run_filter_cli
-from lmforge.compliance.policy import PII_LOOKAHEAD_CHARS, regex_reach
+from lmforge.compliance.policy import PII_LOOKAHEAD_CHARS
+from lmforge.compliance.regex_shape import regex_reach
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "configs" / "policy.yaml"

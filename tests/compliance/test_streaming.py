@@ -14,8 +14,11 @@ from lmforge import pii
 from lmforge.compliance import ContentBlocked, Policy, StreamFilter, apply_policy, load_policy, parse_policy
 from lmforge.compliance.cli import filter_streamed
 from lmforge.compliance.filter import choose_redactions, render, scan
-from lmforge.compliance.incremental import IncrementalScan, _pii_specs, _regex_specs, _RegexStream, _Spec, _Voucher
-from lmforge.compliance.policy import regex_anchor, regex_closure, regex_required_chars, regex_run_anchor
+from lmforge.compliance.incremental import IncrementalScan, _pii_specs, _regex_specs
+from lmforge.compliance.regex_shape import regex_anchor, regex_closure, regex_required_chars, regex_run_anchor
+from lmforge.compliance.regex_stream import RegexStream as _RegexStream
+from lmforge.compliance.regex_stream import StreamSpec as _Spec
+from lmforge.compliance.regex_stream import Voucher as _Voucher
 from lmforge.compliance.streaming import MIN_SPACING, SPACING_PER_WOKEN
 
 SHIPPED = load_policy(Path(__file__).resolve().parents[2] / "configs" / "policy.yaml")

@@ -158,7 +158,7 @@ def test_every_confirmed_match_holds_its_gate() -> None:
 def test_anchored_search_finds_what_finditer_finds() -> None:
     # A detector with an anchor searches from the next anchor less its offset: sound only if every raw match
     # holds it that near its start, which the streaming filter's own anchor analysis must agree with.
-    from lmforge.compliance.policy import regex_anchor
+    from lmforge.compliance.regex_shape import regex_anchor
 
     rng = random.Random(29)
     local, tail = "a.b_c%d+e-f9", ["@ex.com", "@a.b.cc", "@@", "@x", " @ y.org", ".@", "@-x.io"]

@@ -13,7 +13,7 @@ characters a base64 secret starts with) cannot start a match where its voucher d
 ``IncrementalScan`` settles as far as both allow. Prose with no voucher in sight is released ``hold``
 characters behind (65 with the shipped policy, set by the email's ``@``, against a window of 475); near a
 voucher (an ``@``, an ``sk-``, a ``<``) the text waits for that regex's reach or, where the regex's shape
-shows how its matches end (``policy.regex_closure``: an email's domain holds only ``[A-Za-z0-9.-]``), until a
+shows how its matches end (``regex_shape.regex_closure``: an email's domain holds only ``[A-Za-z0-9.-]``), until a
 character that ends them has arrived: prose with an email, a phone and a host name every 300 characters is
 settled 65 behind too. A chosen redaction that straddles the settle point waits whole. Released text
 therefore equals ``apply_policy(whole_text).text`` for every chunking (property tests check this), and so do
@@ -23,13 +23,12 @@ Cost: no scan starts over from the beginning. ``IncrementalScan`` resumes each r
 a whole-text scan would be (see there why that is exact), so each character is searched about once per regex,
 plus a regex's last ``reach`` characters again each time it runs (its matches there are not final yet); a
 stream whose voucher is absent runs no regex, and on prose most of them sleep until a character their
-voucher needs arrives (see ``incremental._Seen``). Scans come half the unsettled length apart, at least
+voucher needs arrives (see ``regex_stream.SeenChars``). Scans come half the unsettled length apart, at least
 ``MIN_SPACING`` characters and ``SPACING_PER_WOKEN`` per stream woken from sleep, so a re-read costs at most ~2x the
-text for any regex and the fixed cost of a scan stays small; the shipped policy over 4-character chunks costs
-~0.6 ms/KB on prose and on PII-dense text on 2 idle cores (~2x ``apply_policy``). On long texts the spacing grows to
-``len / 256`` so that joining the chunks stays linear too. Latency: the first text leaves once ``hold``
-characters have come after it, then in steps of the spacing (61 characters on prose with the shipped policy;
-~360 on PII-dense text, where 13 streams are woken). Fail closed: an exception inside blocks the stream.
+text for any regex and the fixed cost of a scan stays small (measured figures: ``benchmarks/README.md``). On
+long texts the spacing grows to ``len / 256`` so that joining the chunks stays linear too. Latency: the first
+text leaves once ``hold`` characters have come after it, then in steps of the spacing (more where digits or an
+``@`` have woken streams). Fail closed: an exception inside blocks the stream.
 """
 
 from __future__ import annotations
