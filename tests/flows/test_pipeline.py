@@ -48,9 +48,9 @@ def test_pipeline_end_to_end(prefect_harness, free_port, tmp_path: Path) -> None
 
         # A re-run with nothing changed executes no stage body and keeps the running endpoint.
         again = pipeline_flow(profile="tiny", overrides=overrides)
-        assert {e["status"] for e in again["ledger"]} == {"cached"} and len(again["ledger"]) == 10
+        assert {e["status"] for e in again["ledger"]} == {"cached"} and len(again["ledger"]) == 11
         assert again["stages"]["rollout"]["version"] == served["version"]
-        assert "Cached: ingest, clean, validate" in (cfg.paths.reports / "pipeline.md").read_text()
+        assert "Cached: base, ingest, clean, validate" in (cfg.paths.reports / "pipeline.md").read_text()
 
         # One changed section re-runs that stage and what depends on it; the new student is canaried.
         changed = pipeline_flow(profile="tiny", overrides=[*overrides, "finetune.train.lr=0.002"])

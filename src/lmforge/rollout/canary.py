@@ -125,6 +125,9 @@ def roll_out(cfg: LMForgeConfig, plan: Plan, engine: VLLMEngine, gateway_url: st
     # The baseline: the champion's latest requests_per_step answers, this step's first. Latency drifts with the
     # machine's load over minutes; answers far apart in time compare the load, not the models.
     champion_seen: list[Observation] = []
+    # Likewise the champion's latest answer to each prompt: at a 100 % canary step it answers nothing, and a
+    # challenger is judged against how the champion answered, not against no answers at all.
+    champion_answers: dict[str, list[str]] = {}
     try:
         warm_up(engine.base_url, plan.model, rollout, api_key=engine.api_key)
         decision = decide(results, rollout)
@@ -135,7 +138,8 @@ def roll_out(cfg: LMForgeConfig, plan: Plan, engine: VLLMEngine, gateway_url: st
             observed = _collect(admin, state["cursor"], tally.sent)
             champion_seen = [*champion_seen, *(o for o in observed if o.arm == "champion" and not o.mirrored)]
             champion_seen = champion_seen[-rollout.requests_per_step:]
-            quality = _quality_failures(cfg, plan, engine, tally)
+            champion_answers.update(tally.answers_of("champion"))
+            quality = _quality_failures(cfg, plan, engine, tally, champion_answers)
             step = judge_step(share, rollout.mode, arm_figures([o for o in observed if o.arm == "challenger"]),
                               arm_figures(champion_seen) if champion_seen else None, rollout, quality)
             results.append(step)
@@ -154,10 +158,11 @@ def roll_out(cfg: LMForgeConfig, plan: Plan, engine: VLLMEngine, gateway_url: st
     return report
 
 
-def _quality_failures(cfg: LMForgeConfig, plan: Plan, engine: VLLMEngine, tally: ClientTally) -> list[str]:
-    """Is the challenger's answering worse than the champion's? Canary: the answers clients got from each arm;
-    shadow: the champion's answers against the challenger's own to the same prompts (asked directly)."""
-    champion = tally.answers_of("champion")
+def _quality_failures(cfg: LMForgeConfig, plan: Plan, engine: VLLMEngine, tally: ClientTally,
+                      champion: dict[str, list[str]]) -> list[str]:
+    """Is the challenger's answering worse than the champion's (its latest answer to each prompt)? Canary: the
+    answers clients got from each arm; shadow: the champion's answers against the challenger's own to the same
+    prompts (asked directly)."""
     if cfg.rollout.mode == "canary":
         challenger = tally.answers_of("challenger")
     else:
