@@ -100,7 +100,10 @@ def task_config(yaml_path: Path, data_file: Path, max_new_tokens: int) -> dict[s
     config = load_yaml(yaml_path)
     config["dataset_kwargs"] = {"data_files": {"test": str(data_file)}}
     if "generation_kwargs" in config:
-        config["generation_kwargs"] = {**config["generation_kwargs"], "max_gen_toks": max_new_tokens}
+        # max_new_tokens too: lm-eval's hf model passes only max_length (prompt + max_gen_toks) to generate, and
+        # a model's generation_config.json max_new_tokens (the version's serving default) would override it.
+        config["generation_kwargs"] = {**config["generation_kwargs"], "max_gen_toks": max_new_tokens,
+                                       "max_new_tokens": max_new_tokens}
     return config
 
 
